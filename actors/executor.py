@@ -1,0 +1,244 @@
+"""`ExecutionActor`: runs executions from start to final status, many at once as
+asyncio tasks, and records them in the execution log.
+
+Pooled and long-lived (an actor is a process: creating one per request would cap
+throughput at a few per second). Starting an execution is idempotent by
+execution id: a redelivered event joins the run already in progress here, and an
+event whose execution is already final is not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+
+import msgspec
+import ray
+from redis.exceptions import RedisError
+
+from engine.definition import DefinitionError
+from engine.interpreter import Interpreter
+from engine.records import Execution, Reply, TriggerEvent, now
+from engine.settings import Settings
+from engine.status import Reason, Status, is_final
+from engine.trigger import sync_reply
+from engine.validation import CompiledWorkflow, compile_workflow
+from store.batching import PipelineBatcher
+from store.connection import connect, load_scripts
+from store.executions import ExecutionLog
+from store.keys import Keys
+from store.workflows import NotFound, WorkflowStore
+
+log = logging.getLogger("rayhook.executor")
+
+_decode_event = msgspec.msgpack.Decoder(TriggerEvent).decode
+_encode = msgspec.msgpack.Encoder().encode
+
+#: How long an execution may run before its STARTED state is written; shorter
+#: ones are written once, final (most webhook workflows finish in < 1 ms).
+STARTED_WRITE_DELAY = 0.05
+#: How long a final write is retried while Redis is away (async / sync runs).
+FINAL_WRITE_PATIENCE = 120.0
+SYNC_WRITE_PATIENCE = 5.0
+_CACHE_SIZE = 512
+#: Finished executions remembered, to ack a redelivered entry without a rerun.
+_FINISHED_MEMORY = 20_000
+
+
+class StoreUnavailable(Exception):
+    """Redis stayed unreachable while an execution's outcome had to be written."""
+
+
+class ExecutionActor:
+    """Attributes: `settings`, `index` (position in the pool), the Redis-backed
+    `log` and `workflows`, a cache of compiled versions, and the executions
+    running here by id."""
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        self.settings = settings
+        self.index = index
+        self.redis = connect(settings.redis_url)
+        keys = Keys(settings.namespace)
+        self.batcher = PipelineBatcher(self.redis)
+        self.log = ExecutionLog(self.redis, keys, self.batcher)
+        self.workflows = WorkflowStore(self.redis, keys)
+        self._compiled: OrderedDict[int, CompiledWorkflow] = OrderedDict()
+        self._running: dict[str, asyncio.Task[tuple[Execution, Reply | None]]] = {}
+        self._canceled: set[str] = set()
+        self._finished: OrderedDict[str, Execution] = OrderedDict()
+        self._started = asyncio.get_running_loop().create_task(load_scripts(self.redis))
+
+    async def ready(self) -> int:
+        await self._started
+        return self.index
+
+    async def run_sync(self, payload: bytes) -> bytes:
+        """Run a sync webhook's execution; the msgpack-encoded `Reply`."""
+        event = _decode_event(payload)
+        try:
+            execution, reply = await self._execute(event)
+        except StoreUnavailable as exc:
+            return _encode(Reply(status=503, message=str(exc), executionId=event.id))
+        timeout = 0
+        workflow = self._compiled.get(event.workflowId)
+        if workflow is not None:
+            timeout = workflow.options.timeout
+        answer = sync_reply(execution.status or 0, execution.reason, reply, timeout)
+        if execution.error and answer.status >= 500:
+            answer.message = execution.error
+        answer.executionId = execution.id
+        return _encode(answer)
+
+    async def run_batch(self, payloads: list[bytes]) -> list[int | None]:
+        """Run inbox events (each carries its entry id); their final statuses."""
+        events = [_decode_event(p) for p in payloads]
+        results = await asyncio.gather(*(self._execute(e) for e in events), return_exceptions=True)
+        out: list[int | None] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("execution failed to run: %s", result)
+                out.append(None)
+            else:
+                out.append(result[0].status)
+        return out
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Abort a running execution (reason `manual_cancel`); False if it is not
+        running here."""
+        task = self._running.get(execution_id)
+        if task is None or task.done():
+            return False
+        self._canceled.add(execution_id)
+        task.cancel()
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            pass
+        return True
+
+    async def run_one(self, payload: bytes) -> bytes:
+        """Run a manual execution (`workflows:execute`); the JSON execution."""
+        execution, _ = await self._execute(_decode_event(payload))
+        return msgspec.json.encode(execution)
+
+    # -- one execution ------------------------------------------------------------
+
+    async def _execute(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
+        done = self._finished.get(event.id)
+        if done is not None and event.entry is not None:
+            # A redelivered inbox entry of an execution finished here: only ack it.
+            await self.log.save(done, entry=event.entry)
+            return done, None
+        task = self._running.get(event.id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._execute_once(event))
+            self._running[event.id] = task
+            task.add_done_callback(lambda _t, eid=event.id: self._running.pop(eid, None))
+        return await asyncio.shield(task)
+
+    async def _execute_once(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
+        execution = Execution(
+            id=event.id,
+            key=event.key,
+            workflowId=event.workflowId,
+            status=Status.STARTED,
+            context=event.context,
+            manually=event.manually,
+            createdAt=_from_ms(event.createdAt),
+            startedAt=now(),
+        )
+        try:
+            workflow = await self._workflow(event.workflowId)
+        except (NotFound, DefinitionError) as exc:
+            execution.status, execution.error = Status.ERROR, str(exc)
+            return await self._finish(execution, event, None, None)
+        interpreter = Interpreter(
+            workflow, execution, env=self.settings.env, sink=self.log.save_job
+        )
+        started = asyncio.get_running_loop().call_later(
+            STARTED_WRITE_DELAY, lambda: asyncio.ensure_future(self.log.save(execution))
+        )
+        timeout = workflow.options.timeout / 1000 if workflow.options.timeout > 0 else None
+        try:
+            execution.status = await asyncio.wait_for(interpreter.run(), timeout)
+        except TimeoutError:
+            interpreter.abort()
+            execution.status, execution.reason = Status.ABORTED, Reason.TIMEOUT
+        except asyncio.CancelledError:
+            if execution.id not in self._canceled:
+                raise  # the actor is going away: the inbox entry stays pending
+            self._canceled.discard(execution.id)
+            interpreter.abort()
+            execution.status, execution.reason = Status.ABORTED, Reason.MANUAL_CANCEL
+        except Exception as exc:  # an engine bug must still end the execution
+            log.exception("execution %s crashed", execution.id)
+            interpreter.abort()
+            execution.status, execution.error = Status.ERROR, f"internal error: {exc}"
+        finally:
+            started.cancel()
+        execution.output = interpreter.output
+        return await self._finish(execution, event, workflow, interpreter.reply)
+
+    async def _finish(
+        self,
+        execution: Execution,
+        event: TriggerEvent,
+        workflow: CompiledWorkflow | None,
+        reply: Reply | None,
+    ) -> tuple[Execution, Reply | None]:
+        final = is_final(execution.status)
+        if final:
+            execution.finishedAt = now()
+        entry = event.entry if final else None
+        delete = (
+            workflow is not None
+            and final
+            and execution.status in workflow.options.deleteExecutionOnStatus
+        )
+        # The run happened: keep trying to record it rather than run it again.
+        patience = FINAL_WRITE_PATIENCE if event.entry is not None else SYNC_WRITE_PATIENCE
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                if delete:
+                    await self.log.delete(execution, entry=entry)
+                else:
+                    await self.log.save(execution, entry=entry)
+                break
+            except (RedisError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable("the execution log is unavailable; retry later") from exc
+                await asyncio.sleep(0.2)
+        if final:
+            self._finished[execution.id] = msgspec.structs.replace(
+                execution, context=None, output=None
+            )
+            if len(self._finished) > _FINISHED_MEMORY:
+                self._finished.popitem(last=False)
+        return execution, reply
+
+    async def _workflow(self, version_id: int) -> CompiledWorkflow:
+        """The compiled version. On a miss, count the execution first, then read the
+        definition: an edit racing with this run is refused (see WorkflowStore)."""
+        compiled = self._compiled.get(version_id)
+        if compiled is not None:
+            self._compiled.move_to_end(version_id)
+            self.log.count_started(version_id)
+            return compiled
+        await self.log.mark_executed(version_id)
+        version = await self.workflows.get(version_id)
+        compiled = compile_workflow(version)
+        self._compiled[version_id] = compiled
+        if len(self._compiled) > _CACHE_SIZE:
+            self._compiled.popitem(last=False)
+        return compiled
+
+
+def _from_ms(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+RemoteExecutionActor = ray.remote(ExecutionActor)

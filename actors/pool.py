@@ -1,0 +1,72 @@
+"""Names and handles of rayhook's actors in its Ray namespace.
+
+Actors are named and detached so any process of the deployment (gunicorn
+workers, supervisors) finds the same ones, and `max_restarts=-1` so Ray brings
+them back after a crash; their state is rebuilt from Redis."""
+
+from __future__ import annotations
+
+import hashlib
+
+import ray
+from ray.actor import ActorHandle
+
+from engine.settings import Settings
+
+MAX_CONCURRENCY = 4096
+
+
+def supervisor_name(key: str) -> str:
+    return f"supervisor:{key}"
+
+
+def executor_name(index: int) -> str:
+    return f"executor:{index}"
+
+
+def executor_index(execution_id: str, pool_size: int) -> int:
+    """The executor that owns an execution: stable, so a redelivered event lands
+    where its first delivery may still be running (and joins it)."""
+    digest = hashlib.blake2b(execution_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % pool_size
+
+
+def executor(settings: Settings, index: int) -> ActorHandle:
+    from actors.executor import RemoteExecutionActor
+
+    return RemoteExecutionActor.options(
+        name=executor_name(index),
+        namespace=settings.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        max_task_retries=0,
+        max_concurrency=MAX_CONCURRENCY,
+        num_cpus=0,
+    ).remote(settings, index)
+
+
+def executors(settings: Settings) -> list[ActorHandle]:
+    return [executor(settings, i) for i in range(settings.executors)]
+
+
+def supervisor(settings: Settings, key: str) -> ActorHandle:
+    from actors.supervisor import RemoteWorkflowSupervisor
+
+    return RemoteWorkflowSupervisor.options(
+        name=supervisor_name(key),
+        namespace=settings.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        max_task_retries=0,
+        max_concurrency=64,
+        num_cpus=0,
+    ).remote(settings, key)
+
+
+def existing_supervisor(settings: Settings, key: str) -> ActorHandle | None:
+    try:
+        return ray.get_actor(supervisor_name(key), namespace=settings.namespace)
+    except ValueError:
+        return None

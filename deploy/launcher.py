@@ -1,0 +1,257 @@
+"""`rayhook up`: the whole local stack in the foreground.
+
+Starts, in order, a private Redis with AOF under the data folder (unless
+`REDIS_URL` is set), a Ray head bound to 127.0.0.1 (unless `RAY_ADDRESS` is set),
+and gunicorn serving the Falcon app; prints one line with `ready` and the URL.
+On SIGTERM/SIGINT it stops them in reverse order: gunicorn first (in-flight
+requests finish), then it lets every supervisor finish its running executions
+(unread inbox entries stay in Redis for the next start), then Ray, then Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from pathlib import Path
+
+import httpx
+
+from deploy import processes
+
+RAY_GCS_PORT = 6380  # not 6379: that is Redis's
+REDIS_PORT = 16379
+DRAIN_SECONDS = 10.0
+
+
+@dataclass
+class LocalStack:
+    """Attributes: the data folder, where to listen, the environment the children
+    inherit, and the children started (each stopped only if we started it)."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 13000
+    workers: int = 2
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    redis: subprocess.Popen[bytes] | None = None
+    ray: subprocess.Popen[bytes] | None = None
+    gunicorn: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        env = dict(self.environ)
+        env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        env["RAYHOOK_DATA_DIR"] = str(self.data_dir)
+        env["RAYHOOK_ADMIN_TOKEN"] = env.get("RAYHOOK_ADMIN_TOKEN") or self._secret("admin-token")
+        if "RAY_AUTH_MODE" not in env:
+            env["RAY_AUTH_MODE"] = "token"
+            env["RAY_AUTH_TOKEN_PATH"] = str(self.data_dir / "ray-token")
+            self._secret("ray-token")
+        env["RAYHOOK_HOST"], env["RAYHOOK_PORT"] = self.host, str(self.port)
+        env["RAYHOOK_WORKERS"] = str(self.workers)
+        self.env = env
+        if not env.get("REDIS_URL"):
+            env["REDIS_URL"] = self._start_redis()
+        if not env.get("RAY_ADDRESS"):
+            env["RAY_ADDRESS"] = self._start_ray(timeout)
+        self._start_gunicorn(timeout)
+
+    def _secret(self, name: str) -> str:
+        path = self.data_dir / name
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _start_redis(self) -> str:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise RuntimeError("redis-server is not installed; install it or set REDIS_URL")
+        folder = self.data_dir / "redis"
+        folder.mkdir(exist_ok=True)
+        port = processes.free_port(REDIS_PORT)
+        # appendfsync always: a 2xx for an async webhook means "on disk", and the
+        # ingress group-commits its writes so the fsync is shared (ARCHITECTURE.md).
+        self.redis = processes.spawn(
+            [
+                server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+                "--daemonize",
+                "no",
+            ],
+            env=self.env,
+            log=self.logs / "redis.log",
+        )
+        processes.wait_for_port(port, 30, self.redis)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def _start_ray(self, timeout: float) -> str:
+        ray_cli = Path(sys.executable).with_name("ray")
+        gcs = processes.free_port(RAY_GCS_PORT)
+        # Ray's sockets must fit in a unix path: a short temp dir per data folder.
+        tag = blake2b(str(self.data_dir).encode(), digest_size=4).hexdigest()
+        log_path = self.logs / "ray.log"
+        log_path.write_bytes(b"")
+        # We drain supervisors ourselves; Ray's own SIGTERM drain would wait its full
+        # 30 s for detached actors that never finish.
+        env = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **self.env}
+        self.ray = processes.spawn(
+            [
+                str(ray_cli),
+                "start",
+                "--head",
+                "--block",
+                f"--port={gcs}",
+                "--node-ip-address=127.0.0.1",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={processes.free_port(8265)}",
+                f"--ray-client-server-port={processes.free_port(10001)}",
+                f"--dashboard-agent-listen-port={processes.free_port(52365)}",
+                "--min-worker-port=20000",
+                "--max-worker-port=24999",
+                f"--num-cpus={os.cpu_count() or 1}",
+                f"--temp-dir=/tmp/rayhook-{tag}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            log=log_path,
+        )
+        deadline = time.monotonic() + timeout
+        while b"Ray runtime started" not in log_path.read_bytes():
+            if self.ray.poll() is not None:
+                raise RuntimeError(f"ray start failed; see {log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ray did not start within {timeout:.0f} s; see {log_path}")
+            time.sleep(0.2)
+        return f"127.0.0.1:{gcs}"
+
+    def _start_gunicorn(self, timeout: float) -> None:
+        if not processes.port_is_free(self.port):
+            raise RuntimeError(f"port {self.port} is in use; pick another with --port")
+        self.gunicorn = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:deploy.gunicorn_conf",
+                "ingress.asgi:app",
+            ],
+            env=self.env,
+            log=self.logs / "gunicorn.log",
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.gunicorn.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.logs / 'gunicorn.log'}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not ready within {timeout:.0f} s; see {self.logs}")
+            time.sleep(0.2)
+
+    def wait(self, stop: threading.Event) -> str | None:
+        """Block until `stop` is set or a child dies; the name of a dead child."""
+        while not stop.wait(0.5):
+            for name in ("redis", "ray", "gunicorn"):
+                child = getattr(self, name)
+                if child is not None and child.poll() is not None:
+                    return name
+        return None
+
+    def stop(self) -> None:
+        if self.gunicorn is not None:
+            graceful = float(self.env.get("RAYHOOK_GRACEFUL_TIMEOUT", "30"))
+            processes.stop(self.gunicorn, timeout=graceful + 5)
+        if self.ray is not None and self.ray.poll() is None:
+            self._drain_supervisors()
+            processes.stop(self.ray, timeout=30)
+        if self.redis is not None:
+            processes.stop(self.redis, timeout=30)  # SIGTERM: Redis flushes its AOF
+
+    def _drain_supervisors(self) -> None:
+        """Let running async executions finish (bounded) before Ray goes away."""
+        code = (
+            "import os, ray\n"
+            "ray.init(address=os.environ['RAY_ADDRESS'], namespace=os.environ.get("
+            "'RAYHOOK_NAMESPACE', 'rayhook'), log_to_driver=False)\n"
+            "names = [a['name'] for a in ray.util.list_named_actors(all_namespaces=True)\n"
+            "         if a['name'].startswith('supervisor:')\n"
+            "         and a['namespace'] == os.environ.get('RAYHOOK_NAMESPACE', 'rayhook')]\n"
+            "handles = [ray.get_actor(n) for n in names]\n"
+            f"print(ray.get([h.drain.remote({DRAIN_SECONDS}) for h in handles], "
+            f"timeout={DRAIN_SECONDS + 5}))\n"
+        )
+        try:
+            subprocess.run(
+                [sys.executable, "-c", code],
+                env=self.env,
+                timeout=DRAIN_SECONDS + 30,
+                capture_output=True,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def run(stack: LocalStack) -> int:
+    """`rayhook up` in the foreground until SIGINT/SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        stack.start()
+    except Exception as exc:
+        print(f"rayhook: could not start: {exc}", file=sys.stderr, flush=True)
+        stack.stop()
+        return 1
+    token_file = stack.data_dir / "admin-token"
+    print(f"rayhook ready at {stack.url}", flush=True)
+    if token_file.exists() and not stack.environ.get("RAYHOOK_ADMIN_TOKEN"):
+        print(
+            f"admin token: {stack.env['RAYHOOK_ADMIN_TOKEN']} (stored in {token_file})", flush=True
+        )
+    print(f"logs: {stack.logs}; stop with Ctrl-C", flush=True)
+    dead = stack.wait(stop)
+    if dead:
+        print(
+            f"rayhook: {dead} exited unexpectedly; stopping (logs: {stack.logs})", file=sys.stderr
+        )
+    print("rayhook: stopping", flush=True)
+    stack.stop()
+    print("rayhook: stopped", flush=True)
+    return 1 if dead else 0

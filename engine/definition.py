@@ -1,0 +1,216 @@
+"""The workflow definition document (SPEC §3) and the stored version record.
+
+Decoded straight from JSON or YAML into frozen msgspec structs that reject
+unknown fields; node `config` stays a raw mapping here and is checked against
+its node type's own struct by `engine.validation`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+_BASE36 = string.digits + string.ascii_lowercase
+
+#: What a workflow key given in a definition may look like (it is a URL segment).
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def new_key() -> str:
+    """An 11-character lowercase base36 id, the format NocoBase uses for keys."""
+    return "".join(secrets.choice(_BASE36) for _ in range(11))
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
+    """Base for every document struct: unknown fields are errors, not silence."""
+
+
+class BasicAuthentication(Strict, frozen=True):
+    username: str
+    password: str
+
+
+class HeaderField(Strict, frozen=True):
+    key: str
+
+
+class MappedField(Strict, frozen=True):
+    """One configured query/body item: the value at `key` becomes `<_var or key>`."""
+
+    key: str
+    alias: str | None = None
+    var: str | None = msgspec.field(default=None, name="_var")
+
+    @property
+    def name(self) -> str:
+        return self.var or self.key
+
+
+class RequestParsing(Strict, frozen=True):
+    headers: list[HeaderField] = []
+    query: list[MappedField] = []
+    body: list[MappedField] = []
+
+
+class NameValue(Strict, frozen=True):
+    name: str
+    value: Any = ""
+
+
+class AsyncResponse(Strict, frozen=True):
+    """What an async webhook answers once its event is stored."""
+
+    statusCode: int = 200
+    headers: list[NameValue] = []
+    body: Any = "ok"
+
+
+class WebhookConfig(Strict, frozen=True):
+    basicAuthentication: BasicAuthentication | bool | None = False
+    request: RequestParsing = RequestParsing()
+    response: AsyncResponse | None = None
+
+
+class Options(Strict, frozen=True):
+    timeout: int = 0
+    deleteExecutionOnStatus: list[int] = []
+    stackLimit: int = 1
+
+
+class NodeDefinition(Strict):
+    type: str
+    key: str = ""
+    title: str = ""
+    config: dict[str, Any] = {}
+    branches: dict[str, list[NodeDefinition]] = {}
+
+
+class WorkflowDefinition(Strict):
+    """What `workflows:create` and `rayhook apply` accept."""
+
+    key: str | None = None
+    title: str = ""
+    description: str = ""
+    type: Literal["webhook"] = "webhook"
+    sync: bool = False
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    config: WebhookConfig = WebhookConfig()
+    options: Options = Options()
+    nodes: list[NodeDefinition] = []
+
+
+class WorkflowVersion(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """One stored version. `enabled`, `current` and `executed` are filled in from
+    the store's indexes when read; they are not part of the stored document."""
+
+    id: int
+    key: str
+    title: str = ""
+    description: str = ""
+    type: str = "webhook"
+    sync: bool = False
+    config: WebhookConfig = WebhookConfig()
+    options: Options = Options()
+    nodes: list[NodeDefinition] = []
+    createdAt: datetime
+    updatedAt: datetime
+    enabled: bool = False
+    current: bool = False
+    executed: int = 0
+    webhookUrl: str = ""
+
+
+class VersionPatch(Strict):
+    """Fields `workflows:update` may change (NocoBase's whitelist plus nodes)."""
+
+    title: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    config: WebhookConfig | msgspec.UnsetType = msgspec.UNSET
+    options: Options | msgspec.UnsetType = msgspec.UNSET
+    nodes: list[NodeDefinition] | msgspec.UnsetType = msgspec.UNSET
+    # Accepted only when unchanged, so a client may send a whole version back.
+    sync: bool | msgspec.UnsetType = msgspec.UNSET
+    key: str | msgspec.UnsetType = msgspec.UNSET
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    id: int | msgspec.UnsetType = msgspec.UNSET
+    current: bool | msgspec.UnsetType | None = msgspec.UNSET
+    executed: int | msgspec.UnsetType = msgspec.UNSET
+    webhookUrl: str | msgspec.UnsetType = msgspec.UNSET
+    createdAt: str | msgspec.UnsetType = msgspec.UNSET
+    updatedAt: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class DefinitionError(ValueError):
+    """A definition that cannot be stored; `messages` each name the node and field."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def decode_definitions(data: bytes | str, *, filename: str = "") -> list[WorkflowDefinition]:
+    """Decode one definition or a list of them from JSON or YAML text."""
+    raw = load_document(data, filename=filename)
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append(msgspec.convert(item, WorkflowDefinition))
+        except msgspec.ValidationError as exc:
+            where = f"document[{index}]: " if isinstance(raw, list) else ""
+            raise DefinitionError([where + describe_validation_error(exc, "")]) from exc
+    return out
+
+
+def load_document(data: bytes | str, *, filename: str = "") -> Any:
+    """Parse JSON (or YAML, a superset) into plain values."""
+    text = data.decode() if isinstance(data, bytes) else data
+    if filename.endswith(".json") or text.lstrip().startswith(("{", "[")):
+        try:
+            return msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:
+            if filename.endswith(".json"):
+                raise DefinitionError([f"invalid JSON: {exc}"]) from exc
+    try:
+        return _string_keys(yaml.safe_load(text))
+    except yaml.YAMLError as exc:
+        raise DefinitionError([f"invalid YAML: {exc}"]) from exc
+
+
+def _string_keys(value: Any) -> Any:
+    """YAML is only another spelling of the JSON document: `1:` means `"1":`."""
+    if isinstance(value, dict):
+        return {_key_text(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return "null" if key is None else str(key)
+
+
+def describe_validation_error(exc: msgspec.ValidationError, prefix: str) -> str:
+    """Turn msgspec's `... - at `$.a.b`` into `prefix.a.b: ...`."""
+    text = str(exc)
+    message, sep, where = text.rpartition(" - at `")
+    if not sep:
+        return f"{prefix}: {text}" if prefix else text
+    if where.startswith("key` in `"):  # an invalid mapping key: msgspec names its map
+        where = where[len("key` in `") :]
+        message = f"invalid key: {message}"
+    path = where.rstrip("`")
+    path = path[1:] if path.startswith("$") else path
+    path = (prefix + path) if prefix else path.lstrip(".")
+    return f"{path}: {message}" if path else message

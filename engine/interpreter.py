@@ -1,0 +1,153 @@
+"""The interpreter: walks a compiled workflow for one execution.
+
+Chains run in order; a branching node runs a branch chain through
+`run_branch` and decides what its outcome means; only a RESOLVED job lets a
+chain continue, any other status ends the chain with that status (and so the
+execution, unless a branching node handles it). `end` and `response` end the
+whole execution at once by raising `ExecutionExit`. Every job change goes to the
+`sink` the caller supplies; persisting it is the caller's effect, not ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from time import perf_counter
+from typing import Any, NoReturn
+
+from engine.nodes.base import CompiledNode
+from engine.records import Execution, Job, Reply, job_id, now
+from engine.scope import SYSTEM
+from engine.status import PENDING, Status
+from engine.validation import CompiledWorkflow
+
+JobSink = Callable[[Job], None]
+
+#: How long the interpreter runs nodes before yielding to the event loop.
+SLICE_SECONDS = 0.002
+
+
+class ExecutionExit(Exception):
+    """Raised by `end`/`response` (through `exit`) to stop the whole execution."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Interpreter:
+    """Runs one execution of one compiled workflow version.
+
+    Attributes after `run`: `reply` (what a Response node built, if any),
+    `output` (the last Output node's value), `jobs` (every job, in order).
+    """
+
+    def __init__(
+        self,
+        workflow: CompiledWorkflow,
+        execution: Execution,
+        *,
+        env: Mapping[str, str],
+        sink: JobSink,
+    ) -> None:
+        self.workflow = workflow
+        self.execution = execution
+        self.sink = sink
+        self.reply: Reply | None = None
+        self.output: Any = None
+        self.jobs: list[Job] = []
+        self._results: dict[str, Any] = {}
+        self._open: dict[str, Job] = {}
+        self._slice_start = perf_counter()
+        self.scope: dict[str, Any] = {
+            "$context": execution.context,
+            "$jobsMapByNodeKey": self._results,
+            "$scopes": {},
+            "$system": SYSTEM,
+            "$env": env,
+        }
+
+    async def run(self) -> int:
+        """Run to the end; the execution's final status."""
+        try:
+            return await self.run_chain(self.workflow.nodes)
+        except ExecutionExit as stop:
+            return stop.status
+
+    async def run_chain(self, chain: tuple[CompiledNode, ...]) -> int:
+        for node in chain:
+            if perf_counter() - self._slice_start > SLICE_SECONDS:
+                # Long CPU-bound runs give the loop a turn: other executions
+                # progress and a timeout can interrupt this one.
+                await asyncio.sleep(0)
+                self._slice_start = perf_counter()
+            job = self._new_job(node.key, node.type)
+            try:
+                await node.instruction.run(node, job, self)
+            except ExecutionExit:
+                if job.id in self._open:  # not yet recorded in its final state
+                    self.commit(job)
+                raise
+            except Exception as exc:  # a node bug or failed effect: the job errs
+                job.status, job.result = Status.ERROR, {"message": str(exc) or type(exc).__name__}
+            self.commit(job)
+            if job.status != Status.RESOLVED:
+                # PENDING here means the node waits: the execution stays STARTED.
+                return int(job.status)
+        return Status.RESOLVED
+
+    # -- what instructions may call (engine.nodes.base.RunContext) --------------
+
+    def render(self, node: CompiledNode) -> dict[str, Any]:
+        return node.template.render(self.scope)
+
+    def commit(self, job: Job) -> None:
+        job.updatedAt = now()
+        self._results[job.nodeKey] = job.result
+        if job.status == PENDING:
+            self._open[job.id] = job
+        else:
+            self._open.pop(job.id, None)
+        self.sink(job)
+
+    async def run_branch(self, node: CompiledNode, index: str) -> int:
+        return await self.run_chain(node.branches[index])
+
+    def exit(self, status: int) -> NoReturn:
+        raise ExecutionExit(status)
+
+    def respond(self, reply: Reply) -> None:
+        if self.reply is None:
+            self.reply = reply
+
+    def set_output(self, value: Any) -> None:
+        self.output = value
+
+    def assign(self, node_key: str, value: Any) -> None:
+        target = self.workflow.node(node_key)
+        job = self._new_job(target.key, target.type)
+        job.status, job.result = Status.RESOLVED, value
+        self.commit(job)
+
+    # -- for the caller -----------------------------------------------------------
+
+    def abort(self) -> None:
+        """Mark every job still running ABORTED (timeout, cancel)."""
+        for job in list(self._open.values()):
+            job.status = Status.ABORTED
+            self.commit(job)
+
+    def _new_job(self, node_key: str, node_type: str) -> Job:
+        stamp = now()
+        job = Job(
+            id=job_id(self.execution.id, len(self.jobs) + 1),
+            executionId=self.execution.id,
+            nodeKey=node_key,
+            nodeType=node_type,
+            status=PENDING,
+            startedAt=stamp,
+            updatedAt=stamp,
+        )
+        self.jobs.append(job)
+        self._open[job.id] = job
+        return job

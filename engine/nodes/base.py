@@ -1,0 +1,106 @@
+"""What every node type provides, and the compiled form the interpreter walks.
+
+A node type is one module with a `Config` struct and an `Instruction` subclass:
+`prepare` checks and precompiles what the config needs (expressions, targets)
+at definition time; `run` performs the node for one execution, setting the job's
+status and result. See `engine/nodes/calculation.py` for the smallest complete
+example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import msgspec
+
+from engine.records import Job, Reply
+from engine.templates import Placeholder, Renderer
+
+
+class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Base of every node type's `config` struct."""
+
+
+class NodeError(ValueError):
+    """A config problem found at definition time; `field` is the path inside config."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFacts:
+    """What a node may consult while it is prepared."""
+
+    sync: bool
+    type: str
+    node_types: Mapping[str, str]  # every node key of the workflow → its type
+
+
+@dataclass(slots=True)
+class CompiledNode:
+    key: str
+    type: str
+    title: str
+    instruction: Instruction
+    config: Any
+    template: Renderer
+    prepared: Any = None
+    branches: dict[str, tuple[CompiledNode, ...]] = field(default_factory=dict)
+
+
+class RunContext(Protocol):
+    """What an instruction may ask of the execution it runs in (the interpreter)."""
+
+    scope: Mapping[str, Any]
+
+    def render(self, node: CompiledNode) -> dict[str, Any]: ...
+
+    def commit(self, job: Job) -> None: ...
+
+    async def run_branch(self, node: CompiledNode, index: str) -> int: ...
+
+    def exit(self, status: int) -> Any: ...
+
+    def respond(self, reply: Reply) -> None: ...
+
+    def set_output(self, value: Any) -> None: ...
+
+    def assign(self, node_key: str, value: Any) -> None: ...
+
+
+class Instruction:
+    """A node type. Subclasses set the class attributes and override `run`."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[NodeConfig]]
+    #: Pauses an execution (delay, manual): not allowed in sync workflows.
+    waits: ClassVar[bool] = False
+    #: Only allowed in sync webhook workflows (response).
+    sync_only: ClassVar[bool] = False
+    #: Config fields the generic template renderer leaves alone because the
+    #: instruction compiles them itself (expressions with their own placeholders).
+    raw_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Whether `$scopes.<this node key>` exists inside its branches (loop).
+    provides_scope: ClassVar[bool] = False
+
+    def branch_indexes(self, config: Any) -> frozenset[str] | None:
+        """The branch keys this node accepts; None means any number-like key."""
+        return frozenset()
+
+    def prepare(self, config: Any, facts: WorkflowFacts, branches: frozenset[str]) -> Any:
+        """Check the config beyond its schema and precompile it; raise NodeError.
+
+        `branches` are the branch keys the node definition has."""
+        return None
+
+    def placeholders(self, prepared: Any) -> list[Placeholder]:
+        """Placeholders hidden in raw fields (expressions), for validation."""
+        return []
+
+    async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
+        raise NotImplementedError

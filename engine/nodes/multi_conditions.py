@@ -1,0 +1,76 @@
+"""`multi-conditions`: the first true condition i runs branch "i+1"; none true
+runs the "0" (otherwise) branch, after which the job is FAILED unless
+`continueOnNoMatch` (NocoBase's rule). `meta.conditions` keeps every result."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from engine.conditions import CompiledCondition, compile_condition
+from engine.nodes.base import CompiledNode, Instruction, NodeConfig, RunContext, WorkflowFacts
+from engine.records import Job
+from engine.status import Status
+
+
+class ConditionItem(NodeConfig):
+    uid: str = ""
+    title: str = ""
+    engine: Literal["basic", "math.js", "formula.js"] = "basic"
+    calculation: Any = None
+    expression: str = ""
+
+
+class Config(NodeConfig):
+    conditions: list[ConditionItem] = []
+    continueOnNoMatch: bool = False
+
+
+class MultiConditions(Instruction):
+    type = "multi-conditions"
+    Config = Config
+    raw_fields = frozenset({"conditions"})
+
+    def branch_indexes(self, config: Config) -> frozenset[str]:
+        return frozenset(str(i) for i in range(len(config.conditions) + 1))
+
+    def prepare(
+        self, config: Config, facts: WorkflowFacts, branches: frozenset[str]
+    ) -> list[CompiledCondition]:
+        return [
+            compile_condition(c.engine, c.calculation, c.expression, f"conditions[{i}].")
+            for i, c in enumerate(config.conditions)
+        ]
+
+    def placeholders(self, prepared: list[CompiledCondition]) -> list[Any]:
+        return [ph for condition in prepared for ph in condition.placeholders]
+
+    async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
+        results: list[Any] = []
+        job.meta = {"conditions": results}
+        for index, condition in enumerate(node.prepared, start=1):
+            try:
+                outcome = condition.evaluate(run.scope)
+            except Exception as exc:
+                results.append(str(exc))
+                job.status, job.result = Status.ERROR, str(exc)
+                return
+            results.append(outcome)
+            job.result = outcome
+            if outcome:
+                job.status = Status.RESOLVED
+                await self._branch(node, str(index), job, run)
+                return
+        job.status = Status.RESOLVED if node.config.continueOnNoMatch else Status.FAILED
+        await self._branch(node, "0", job, run)
+
+    async def _branch(self, node: CompiledNode, index: str, job: Job, run: RunContext) -> None:
+        if index not in node.branches:
+            return
+        final = job.status
+        job.status = Status.STARTED  # pending while its branch runs
+        run.commit(job)
+        status = await run.run_branch(node, index)
+        if status != Status.RESOLVED:
+            job.status = final
+            run.exit(status)
+        job.status = final

@@ -1,0 +1,89 @@
+"""Execution and job records, the trigger event that starts an execution, and
+the reply a sync execution produces. These cross every boundary: the ingress
+builds events, actors run them, the store keeps records, the admin API shows them."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_execution_id() -> str:
+    """A time-ordered, globally unique id: 48-bit milliseconds + 80 random bits (hex).
+
+    Generated where an event is accepted so that a redelivered inbox entry maps to
+    the same execution (the exactly-once effect rests on it)."""
+    return f"{time.time_ns() // 1_000_000:012x}{int.from_bytes(os.urandom(10), 'big'):020x}"
+
+
+def job_id(execution_id: str, sequence: int) -> str:
+    return f"{execution_id}-{sequence}"
+
+
+def execution_id_of_job(jid: str) -> str:
+    return jid.rpartition("-")[0]
+
+
+class TriggerEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One accepted webhook (or manual run): what an execution starts from.
+
+    `context` is already redacted. `entry` is the inbox stream entry id, set by the
+    supervisor when the event came through the inbox."""
+
+    id: str
+    key: str
+    workflowId: int
+    context: dict[str, Any]
+    createdAt: float
+    manually: bool = False
+    entry: str | None = None
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """One node run: a row of the execution log (NocoBase `jobs`)."""
+
+    id: str
+    executionId: str
+    nodeKey: str
+    nodeType: str
+    status: int
+    result: Any = None
+    meta: Any = None
+    log: str | None = None
+    startedAt: datetime
+    updatedAt: datetime
+
+
+class Execution(msgspec.Struct, kw_only=True):
+    """One run of one workflow version (NocoBase `executions`)."""
+
+    id: str
+    key: str
+    workflowId: int
+    status: int | None = None
+    reason: str | None = None
+    context: Any = None
+    output: Any = None
+    error: str | None = None  # why the engine could not run it (not a node's failure)
+    manually: bool = False
+    createdAt: datetime
+    startedAt: datetime | None = None
+    finishedAt: datetime | None = None
+
+
+class Reply(msgspec.Struct, kw_only=True):
+    """The HTTP answer a sync execution gives (or the default it falls back to)."""
+
+    status: int
+    headers: list[tuple[str, str]] = []
+    body: Any = None
+    executionId: str | None = None
+    message: str | None = None  # error text for the 500/408 error body

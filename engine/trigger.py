@@ -1,0 +1,115 @@
+"""The webhook trigger's semantics (SPEC §2.1, §2.2), HTTP-free: how a request's
+headers, query and body become `$context`, and what an async webhook answers.
+Compiled once per workflow version; the ingress calls it per request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.definition import MappedField, WebhookConfig
+from engine.jsvalues import to_display_string
+from engine.paths import get_request_path, parse_request_path
+from engine.records import Reply
+from engine.scope import trigger_scope
+from engine.status import NAMES, Reason, Status
+from engine.templates import Renderer, compile_template
+
+REDACTED_HEADERS = frozenset({"authorization", "cookie"})
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    name: str
+    path: tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncReply:
+    status: int
+    headers: tuple[tuple[str, Renderer], ...]
+    body: Renderer
+
+    def render(self, context: Mapping[str, Any], env: Mapping[str, str]) -> Reply:
+        scope = trigger_scope(context, env)
+        return Reply(
+            status=self.status,
+            headers=[
+                (name, to_display_string(value.render(scope))) for name, value in self.headers
+            ],
+            body=self.body.render(scope),
+        )
+
+
+DEFAULT_ASYNC_REPLY = AsyncReply(200, (), compile_template("ok"))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTrigger:
+    """A webhook workflow's request handling: credentials, mappings, async reply."""
+
+    credentials: tuple[bytes, bytes] | None
+    query: tuple[FieldMapping, ...]
+    body: tuple[FieldMapping, ...]
+    reply: AsyncReply
+
+    def build_context(
+        self, headers: Mapping[str, str], query: dict[str, Any], body: Any
+    ) -> dict[str, Any]:
+        """`$context` for one request: headers lower-cased with secrets redacted,
+        query and body plus one entry per configured item."""
+        clean = {
+            name: (REDACTED if name in REDACTED_HEADERS else value)
+            for name, value in ((n.lower(), v) for n, v in headers.items())
+        }
+        if self.query:
+            query = _with_mapped(query, self.query)
+        if self.body and isinstance(body, dict):
+            body = _with_mapped(body, self.body)
+        return {"headers": clean, "query": query, "body": body}
+
+
+def _with_mapped(source: dict[str, Any], mappings: tuple[FieldMapping, ...]) -> dict[str, Any]:
+    """A shallow copy of `source` plus one entry per configured item."""
+    out = dict(source)
+    for m in mappings:
+        out[m.name] = get_request_path(source, m.path)
+    return out
+
+
+def compile_trigger(config: WebhookConfig) -> CompiledTrigger:
+    auth = config.basicAuthentication
+    credentials = None
+    if auth and not isinstance(auth, bool):
+        credentials = (auth.username.encode(), auth.password.encode())
+    reply = DEFAULT_ASYNC_REPLY
+    if config.response is not None:
+        r = config.response
+        reply = AsyncReply(
+            r.statusCode,
+            tuple((h.name, compile_template(h.value)) for h in r.headers),
+            compile_template(r.body),
+        )
+    return CompiledTrigger(
+        credentials,
+        tuple(_mapping(f) for f in config.request.query),
+        tuple(_mapping(f) for f in config.request.body),
+        reply,
+    )
+
+
+def _mapping(field: MappedField) -> FieldMapping:
+    return FieldMapping(field.name, parse_request_path(field.key))
+
+
+def sync_reply(status: int, reason: str | None, reply: Reply | None, timeout_ms: int) -> Reply:
+    """What a sync webhook answers once its execution is over (SPEC §2 table)."""
+    if reply is not None:
+        return reply
+    if status == Status.RESOLVED:
+        return Reply(status=200, body="ok")
+    if status == Status.ABORTED and reason == Reason.TIMEOUT:
+        return Reply(status=408, message=f"the workflow did not finish within {timeout_ms} ms")
+    return Reply(status=500, message=f"the workflow ended with status {NAMES.get(status, status)}")

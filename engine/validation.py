@@ -1,0 +1,264 @@
+"""Definition checks and compilation (SPEC §3): a definition either compiles
+into the structure the interpreter walks, or fails with every problem found,
+each message naming the node key and the config field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from engine.definition import (
+    DefinitionError,
+    NodeDefinition,
+    Options,
+    WebhookConfig,
+    describe_validation_error,
+    new_key,
+)
+from engine.nodes import REGISTRY
+from engine.nodes.base import CompiledNode, NodeError, WorkflowFacts
+from engine.scope import ROOTS, SYSTEM
+from engine.status import Status
+from engine.templates import Placeholder, TemplateError, compile_template
+from engine.trigger import CompiledTrigger, compile_trigger
+
+_STATUSES = frozenset(int(s) for s in Status)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledWorkflow:
+    id: int | None
+    key: str | None
+    sync: bool
+    options: Options
+    nodes: tuple[CompiledNode, ...]
+    trigger: CompiledTrigger
+    by_key: dict[str, CompiledNode] = field(default_factory=dict)
+
+    def node(self, key: str) -> CompiledNode:
+        return self.by_key[key]
+
+
+class _Source:
+    """Anything shaped like a definition or a stored version."""
+
+    id: int | None
+    key: str | None
+    sync: bool
+    type: str
+    config: WebhookConfig
+    options: Options
+    nodes: list[NodeDefinition]
+
+
+def assign_node_keys(nodes: list[NodeDefinition]) -> None:
+    """Give every node without a key a generated one (stable from then on)."""
+    for node, _path, _ancestors in walk(nodes):
+        if not node.key:
+            node.key = new_key()
+
+
+def walk(
+    nodes: list[NodeDefinition], path: str = "nodes", ancestors: tuple[NodeDefinition, ...] = ()
+) -> Iterator[tuple[NodeDefinition, str, tuple[NodeDefinition, ...]]]:
+    for index, node in enumerate(nodes):
+        here = f"{path}[{index}]"
+        yield node, here, ancestors
+        for branch, chain in node.branches.items():
+            yield from walk(chain, f'{here}.branches["{branch}"]', (*ancestors, node))
+
+
+def compile_workflow(source: Any) -> CompiledWorkflow:
+    """Validate and compile; `DefinitionError` lists every problem."""
+    errors: list[str] = []
+    src: _Source = source
+    node_types: dict[str, str] = {}
+    seen_at: dict[str, str] = {}
+    for node, path, _ in walk(src.nodes):
+        label = _label(node, path)
+        if not node.key:
+            errors.append(f"{label}: a node key is required")
+            continue
+        if node.key in seen_at:
+            errors.append(f"{label}: duplicate node key (also used at {seen_at[node.key]})")
+            continue
+        seen_at[node.key] = path
+        node_types[node.key] = node.type
+    errors.extend(_check_trigger(src))
+    facts = WorkflowFacts(sync=src.sync, type=src.type, node_types=node_types)
+    by_key: dict[str, CompiledNode] = {}
+    chain = _compile_chain(src.nodes, "nodes", (), facts, by_key, errors)
+    if errors:
+        raise DefinitionError(errors)
+    return CompiledWorkflow(
+        id=getattr(src, "id", None),
+        key=src.key,
+        sync=src.sync,
+        options=src.options,
+        nodes=chain,
+        trigger=compile_trigger(src.config),
+        by_key=by_key,
+    )
+
+
+def _compile_chain(
+    nodes: list[NodeDefinition],
+    path: str,
+    ancestors: tuple[NodeDefinition, ...],
+    facts: WorkflowFacts,
+    by_key: dict[str, CompiledNode],
+    errors: list[str],
+) -> tuple[CompiledNode, ...]:
+    out: list[CompiledNode] = []
+    for index, node in enumerate(nodes):
+        here = f"{path}[{index}]"
+        compiled = _compile_node(node, here, ancestors, facts, by_key, errors)
+        if compiled is not None:
+            out.append(compiled)
+    return tuple(out)
+
+
+def _compile_node(
+    node: NodeDefinition,
+    path: str,
+    ancestors: tuple[NodeDefinition, ...],
+    facts: WorkflowFacts,
+    by_key: dict[str, CompiledNode],
+    errors: list[str],
+) -> CompiledNode | None:
+    label = _label(node, path)
+    instruction = REGISTRY.get(node.type)
+    branches: dict[str, tuple[CompiledNode, ...]] = {}
+    for branch, chain in node.branches.items():
+        branches[branch] = _compile_chain(
+            chain, f'{path}.branches["{branch}"]', (*ancestors, node), facts, by_key, errors
+        )
+    if instruction is None:
+        errors.append(
+            f'{label}: unknown node type "{node.type}"; known types: {", ".join(REGISTRY.types())}'
+        )
+        return None
+    label = f"{label} ({node.type})"
+    if instruction.sync_only and not (facts.sync and facts.type == "webhook"):
+        errors.append(f"{label}: a {node.type} node is only allowed in a sync webhook workflow")
+        return None
+    if instruction.waits and facts.sync:
+        errors.append(
+            f"{label}: a {node.type} node waits, which a sync workflow cannot do; "
+            "make the workflow async (sync: false) or remove the node"
+        )
+        return None
+    try:
+        config = msgspec.convert(node.config, instruction.Config)
+    except msgspec.ValidationError as exc:
+        errors.append(f"{label}: {describe_validation_error(exc, 'config')}")
+        return None
+    allowed = instruction.branch_indexes(config)
+    for branch in node.branches:
+        if allowed is not None and branch not in allowed:
+            hint = f"allowed: {', '.join(sorted(allowed))}" if allowed else "it has no branches"
+            errors.append(f'{label}: branches: "{branch}" is not a branch of this node ({hint})')
+    try:
+        prepared = instruction.prepare(config, facts, frozenset(node.branches))
+    except NodeError as exc:
+        where = f"config.{exc.field}" if exc.field else "config"
+        errors.append(f"{label}: {where}: {exc.message}")
+        return None
+    templated = {k: v for k, v in node.config.items() if k not in instruction.raw_fields}
+    try:
+        template = compile_template(templated)
+    except TemplateError as exc:
+        errors.append(f"{label}: config: {exc}")
+        return None
+    scopes = {a.key for a in ancestors if (i := REGISTRY.get(a.type)) and i.provides_scope}
+    for ph in [*template.placeholders, *instruction.placeholders(prepared)]:
+        problem = check_placeholder(ph, facts.node_types, scopes, ROOTS)
+        if problem:
+            errors.append(f"{label}: config: {problem}")
+    compiled = CompiledNode(
+        key=node.key,
+        type=node.type,
+        title=node.title,
+        instruction=instruction,
+        config=config,
+        template=template,
+        prepared=prepared,
+        branches=branches,
+    )
+    by_key[node.key] = compiled
+    return compiled
+
+
+def check_placeholder(
+    ph: Placeholder, node_types: dict[str, str], scopes: set[str], roots: tuple[str, ...]
+) -> str | None:
+    """Why a placeholder cannot resolve in this place, or None when it can."""
+    root, rest = ph.segments[0], ph.segments[1:]
+    if root not in roots:
+        return f'unknown variable "{root}" in "{ph.text}"; available: {", ".join(roots)}'
+    if root == "$jobsMapByNodeKey":
+        if not rest:
+            return f'"{ph.text}" needs a node key: {{{{$jobsMapByNodeKey.<nodeKey>}}}}'
+        if rest[0] not in node_types:
+            return f'"{ph.text}" refers to node "{rest[0]}", which is not in this workflow'
+    if root == "$scopes" and (not rest or rest[0] not in scopes):
+        return f'"{ph.text}" refers to no enclosing loop node'
+    if root == "$system" and (not rest or rest[0] not in SYSTEM):
+        return f'"{ph.text}": $system has {", ".join(SYSTEM)}'
+    if root == "$env" and not rest:
+        return f'"{ph.text}" needs a variable name: {{{{$env.NAME}}}}'
+    return None
+
+
+def _check_trigger(src: _Source) -> Iterator[str]:
+    config = src.config
+    auth = config.basicAuthentication
+    if auth is True:
+        yield "config.basicAuthentication: give {username, password} or false"
+    elif auth and not isinstance(auth, bool) and not auth.username:
+        yield "config.basicAuthentication.username: must not be empty"
+    for part in ("query", "body"):
+        names: set[str] = set()
+        for i, item in enumerate(getattr(config.request, part)):
+            if not item.key:
+                yield f"config.request.{part}[{i}].key: must not be empty"
+            if item.name in names:
+                yield f'config.request.{part}[{i}]: "{item.name}" is mapped twice'
+            names.add(item.name)
+    if config.response is not None:
+        if src.sync:
+            yield (
+                "config.response: a sync workflow answers with its response node; "
+                "config.response is for async workflows only"
+            )
+        if not 100 <= config.response.statusCode <= 599:
+            yield "config.response.statusCode: must be from 100 to 599"
+        try:
+            renderer = compile_template(
+                {
+                    "headers": [h.value for h in config.response.headers],
+                    "body": config.response.body,
+                }
+            )
+        except TemplateError as exc:
+            yield f"config.response: {exc}"
+        else:
+            for ph in renderer.placeholders:
+                problem = check_placeholder(ph, {}, set(), ("$context", "$system", "$env"))
+                if problem:
+                    yield f"config.response: {problem} (no node has run before the async reply)"
+    options = src.options
+    if options.timeout < 0:
+        yield "options.timeout: must be 0 (no limit) or a number of milliseconds"
+    if options.stackLimit < 1:
+        yield "options.stackLimit: must be at least 1"
+    for status in options.deleteExecutionOnStatus:
+        if status not in _STATUSES:
+            yield f"options.deleteExecutionOnStatus: {status} is not an execution status"
+
+
+def _label(node: NodeDefinition, path: str) -> str:
+    return f'node "{node.key}"' if node.key else path

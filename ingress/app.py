@@ -1,0 +1,45 @@
+"""The Falcon ASGI application: routes, the error format, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from engine.settings import Settings
+from ingress import admin
+from ingress.errors import handle_unexpected, serialize_error
+from ingress.health import Health, Ready
+from ingress.services import Services
+from ingress.webhook import WebhookResource
+
+log = logging.getLogger("rayhook.ingress")
+
+
+class Lifespan:
+    """Builds the worker's services inside its event loop, closes them at exit."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        await self.services.start()
+
+    async def process_shutdown(self, scope: Any, event: Any) -> None:
+        await self.services.stop()
+
+
+def create_app(settings: Settings | None = None) -> falcon.asgi.App:
+    settings = settings or Settings.from_env()
+    services = Services(settings)
+    app = falcon.asgi.App(middleware=[Lifespan(services)])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_route("/api/webhook:trigger/{key}", WebhookResource(services))
+    admin.add_routes(app, services)
+    app.add_route("/healthz", Health())
+    app.add_route("/readyz", Ready(services))
+    return app

@@ -1,0 +1,40 @@
+"""One error format for every reply: `{"errors": [{"message": ...}]}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import falcon
+import msgspec
+
+log = logging.getLogger("rayhook.ingress")
+
+_encode = msgspec.json.Encoder().encode
+
+
+def error_body(*messages: str) -> bytes:
+    return _encode({"errors": [{"message": m} for m in messages]})
+
+
+def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """Falcon's error serializer: our envelope, JSON always."""
+    messages = getattr(exc, "messages", None) or [exc.description or exc.title or "error"]
+    resp.data = error_body(*messages)
+    resp.content_type = falcon.MEDIA_JSON
+
+
+class HTTPErrors(falcon.HTTPError):
+    """An error reply with several messages (definition validation)."""
+
+    def __init__(self, status: int, messages: list[str], **kwargs: Any) -> None:
+        super().__init__(status, description=messages[0] if messages else None, **kwargs)
+        self.messages = messages
+
+
+async def handle_unexpected(req: Any, resp: Any, exc: Exception, params: Any) -> None:
+    """Anything unhandled: log it with its stack, answer a bare 500."""
+    if isinstance(exc, falcon.HTTPError):
+        raise exc
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise falcon.HTTPInternalServerError(description="internal error")

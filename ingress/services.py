@@ -1,0 +1,57 @@
+"""What one ingress worker process holds: the Redis client and its group-commit
+batcher, the stores, the route table and the router into Ray. Built at lifespan
+startup (inside the event loop), closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import ray
+
+from actors.router import Router
+from engine.settings import Settings
+from ingress.routes import RouteTable
+from store.batching import PipelineBatcher
+from store.connection import connect, load_scripts
+from store.executions import ExecutionLog
+from store.inbox import Inbox
+from store.keys import Keys
+from store.workflows import WorkflowStore
+
+log = logging.getLogger("rayhook.ingress")
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self.redis = connect(settings.redis_url)
+        self.batcher = PipelineBatcher(self.redis)
+        self.workflows = WorkflowStore(self.redis, self.keys)
+        self.inbox = Inbox(self.redis, self.keys, self.batcher)
+        self.executions = ExecutionLog(self.redis, self.keys, self.batcher)
+        self.routes = RouteTable(self.redis, self.keys, self.workflows)
+        self.router = Router(settings)
+
+    async def start(self) -> None:
+        if not ray.is_initialized():
+            # Under gunicorn this happened in post_fork already (see deploy/gunicorn_conf.py).
+            ray.init(
+                address=self.settings.ray_address or "auto",
+                namespace=self.settings.namespace,
+                log_to_driver=False,
+            )
+        await asyncio.to_thread(self.router.connect)
+        try:
+            await load_scripts(self.redis)
+            await self.routes.refresh_all()
+            await self.router.ensure_supervisors((await self.workflows.enabled_ids()).keys())
+        except Exception as exc:  # Redis down at boot: serve 503s until it is back
+            log.warning("startup could not reach redis: %s", exc)
+        self.routes.start()
+
+    async def stop(self) -> None:
+        await self.routes.stop()
+        await self.batcher.drain()
+        await self.redis.aclose()

@@ -1,0 +1,160 @@
+"""`POST /api/webhook:trigger/<key>` (SPEC §2): the hot path.
+
+Checks run in the order of the SPEC table: route (404), method (405), Basic auth
+(401), media type (415), size (413), JSON and depth (400). An async event is
+answered only after Redis stored it (group-committed with the other requests of
+the same loop turn); a sync one waits for its execution's reply."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import falcon
+import falcon.asgi
+import msgspec
+from redis.exceptions import RedisError
+
+from actors.router import Unavailable
+from engine.records import Reply, TriggerEvent, new_execution_id
+from ingress.auth import BASIC_CHALLENGE, basic_matches
+from ingress.body import decode_json, has_body, is_json_media, read_body
+from ingress.errors import error_body
+from ingress.querystring import parse_query_string
+from ingress.routes import Route
+from ingress.services import Services
+from store.inbox import NotEnabled, StaleRoute
+
+EXECUTION_HEADER = "X-Rayhook-Execution"
+_encode = msgspec.json.Encoder().encode
+#: Extra wait beyond `options.timeout` before the ingress gives up on the executor.
+SYNC_GRACE_SECONDS = 10.0
+
+
+class WebhookResource:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
+        route = await self._route(key)
+        _authenticate(req, route)
+        body: Any = {}
+        if has_body(req):
+            if not is_json_media(req.content_type):
+                raise falcon.HTTPUnsupportedMediaType(
+                    description="the body must be JSON (Content-Type: application/json)"
+                )
+            data = await read_body(req, self.settings.max_body_bytes)
+            body = decode_json(data, self.settings.max_json_depth)
+        query = parse_query_string(req.query_string)
+        if route.sync:
+            reply = await self._run_sync(route, _event(req, route, query, body))
+        else:
+            reply = await self._accept(req, route, query, body)
+        write_reply(resp, reply)
+
+    async def _accept(
+        self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any
+    ) -> Reply:
+        """Store the event, then build the configured reply."""
+        for _attempt in range(2):
+            event = _event(req, route, query, body)
+            try:
+                await self.services.inbox.add(event)
+            except NotEnabled:
+                self.services.routes.forget(route.key)
+                raise falcon.HTTPNotFound(
+                    description=f"no enabled workflow with key {route.key!r}"
+                ) from None
+            except StaleRoute:  # another version was enabled meanwhile: serve with it
+                route = await self._route(route.key, fresh=True)
+                _authenticate(req, route)
+                if route.sync:
+                    return await self._run_sync(route, _event(req, route, query, body))
+                continue
+            except (RedisError, OSError):
+                raise falcon.HTTPServiceUnavailable(
+                    description="the event store is unavailable; retry later"
+                ) from None
+            reply = route.trigger.reply.render(event.context, self.settings.env)
+            reply.executionId = event.id
+            return reply
+        raise falcon.HTTPServiceUnavailable(description="the workflow is changing; retry")
+
+    async def _route(self, key: str, fresh: bool = False) -> Route:
+        routes = self.services.routes
+        route = None if fresh else routes.cached(key)
+        if route is None:
+            try:
+                route = await (routes.reload(key) if fresh else routes.lookup(key))
+            except (RedisError, OSError):
+                raise falcon.HTTPServiceUnavailable(
+                    description="the workflow store is unavailable; retry later"
+                ) from None
+        if route is None:
+            raise falcon.HTTPNotFound(description=f"no enabled workflow with key {key!r}")
+        return route
+
+    async def _run_sync(self, route: Route, event: TriggerEvent) -> Reply:
+        limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else None
+        try:
+            return await asyncio.wait_for(self.services.router.run_sync(event), limit)
+        except TimeoutError:
+            return Reply(
+                status=408,
+                message=f"the workflow did not finish within {route.timeout_ms} ms",
+                executionId=event.id,
+            )
+        except Unavailable:
+            raise falcon.HTTPServiceUnavailable(
+                description="the execution service is unavailable; retry later"
+            ) from None
+
+    async def _not_allowed(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str
+    ) -> None:
+        await self._route(key)
+        raise falcon.HTTPMethodNotAllowed(
+            ["POST"], description=f"{req.method} is not allowed; webhooks are POSTed"
+        )
+
+    on_get = on_put = on_patch = on_delete = on_head = on_options = _not_allowed
+
+
+def _authenticate(req: falcon.asgi.Request, route: Route) -> None:
+    credentials = route.trigger.credentials
+    if credentials is not None and not basic_matches(req.get_header("Authorization"), credentials):
+        raise falcon.HTTPUnauthorized(
+            description="missing or wrong credentials", challenges=[BASIC_CHALLENGE]
+        )
+
+
+def _event(
+    req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any
+) -> TriggerEvent:
+    return TriggerEvent(
+        id=new_execution_id(),
+        key=route.key,
+        workflowId=route.version_id,
+        context=route.trigger.build_context(req.headers_lower, query, body),
+        createdAt=time.time() * 1000,
+    )
+
+
+def write_reply(resp: falcon.asgi.Response, reply: Reply) -> None:
+    resp.status = reply.status
+    if reply.message is not None:
+        resp.data = error_body(reply.message)
+        resp.content_type = falcon.MEDIA_JSON
+    elif isinstance(reply.body, str):
+        resp.text = reply.body
+        resp.content_type = "text/plain; charset=utf-8"
+    else:
+        resp.data = _encode(reply.body)
+        resp.content_type = falcon.MEDIA_JSON
+    for name, value in reply.headers:
+        resp.set_header(name, value)
+    if reply.executionId:
+        resp.set_header(EXECUTION_HEADER, reply.executionId)

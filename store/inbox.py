@@ -1,0 +1,156 @@
+"""The async inbox: one Redis Stream per workflow key, consumed by its supervisor
+through one consumer group. An entry holds one msgpack-encoded `TriggerEvent`;
+it is acknowledged and deleted (atomically with the execution's final status, see
+`store.executions`) only once its execution is final."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from engine.records import TriggerEvent
+from store.batching import PipelineBatcher
+from store.connection import INBOX_ADD
+from store.keys import INBOX_GROUP, Keys
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(TriggerEvent).decode
+
+
+class NotEnabled(Exception):
+    """The workflow key has no enabled version (any more)."""
+
+
+class StaleRoute(Exception):
+    """Another version is enabled now; `version_id` is the one to route to."""
+
+    def __init__(self, version_id: int) -> None:
+        super().__init__(version_id)
+        self.version_id = version_id
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: str
+    event: TriggerEvent | None  # None when the entry's payload is gone or unreadable
+
+
+class Inbox:
+    def __init__(self, client: aioredis.Redis, keys: Keys, batcher: PipelineBatcher) -> None:
+        self.client = client
+        self.keys = keys
+        self.batcher = batcher
+
+    async def add(self, event: TriggerEvent) -> str:
+        """Store an event durably (group-committed); its entry id.
+
+        Raises `NotEnabled` / `StaleRoute` when the routed version is not the
+        enabled one, and redis errors when the store is unavailable."""
+        status, value = await self.batcher.submit_script(
+            INBOX_ADD,
+            [self.keys.enabled, self.keys.inbox(event.key)],
+            [event.key, str(event.workflowId), _encode(event)],
+        )
+        if status == 1:
+            return value.decode()
+        if status == 0:
+            raise NotEnabled(event.key)
+        raise StaleRoute(int(value))
+
+    async def ensure_group(self, key: str) -> None:
+        try:
+            await self.client.xgroup_create(
+                self.keys.inbox(key), INBOX_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_new(self, key: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
+        reply = await self.client.xreadgroup(
+            INBOX_GROUP, consumer, {self.keys.inbox(key): ">"}, count=count, block=block_ms
+        )
+        return _entries(reply)
+
+    async def read_pending(
+        self, key: str, consumer: str, count: int, after: str = "0"
+    ) -> list[Entry]:
+        """Entries delivered to `consumer` and not acknowledged (its own PEL),
+        with ids above `after`."""
+        reply = await self.client.xreadgroup(
+            INBOX_GROUP, consumer, {self.keys.inbox(key): after}, count=count
+        )
+        return _entries(reply)
+
+    async def stale(self, key: str, consumer: str, min_idle_ms: int, count: int) -> list[str]:
+        """Ids pending for `consumer` longer than `min_idle_ms`."""
+        rows = await self.client.xpending_range(
+            self.keys.inbox(key),
+            INBOX_GROUP,
+            "-",
+            "+",
+            count,
+            consumername=consumer,
+            idle=min_idle_ms,
+        )
+        return [row["message_id"].decode() for row in rows]
+
+    async def claim(
+        self, key: str, consumer: str, entry_ids: list[str], min_idle_ms: int
+    ) -> list[Entry]:
+        """Take these pending entries (resetting their idle time); gone ones are skipped."""
+        if not entry_ids:
+            return []
+        claimed = await self.client.xclaim(
+            self.keys.inbox(key), INBOX_GROUP, consumer, min_idle_ms, entry_ids
+        )
+        return [_entry(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+
+    async def claim_idle(
+        self, key: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[Entry]:
+        """Take over entries other consumers left pending (a renamed or dead consumer)."""
+        reply = await self.client.xautoclaim(
+            self.keys.inbox(key), INBOX_GROUP, consumer, min_idle_ms, "0-0", count=count
+        )
+        claimed = reply[1] if reply else []
+        return [_entry(entry_id, fields) for entry_id, fields in claimed]
+
+    async def ack(self, key: str, entry_ids: list[str]) -> None:
+        if entry_ids:
+            stream = self.keys.inbox(key)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xack(stream, INBOX_GROUP, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
+            await pipe.execute()
+
+    async def backlog(self, key: str) -> int:
+        """Entries not yet final: unread plus pending (the stream keeps no others)."""
+        return int(await self.client.xlen(self.keys.inbox(key)))
+
+    async def drop(self, key: str) -> None:
+        await self.client.delete(self.keys.inbox(key))
+
+
+def _entries(reply: object) -> list[Entry]:
+    out: list[Entry] = []
+    for _stream, items in reply or []:  # type: ignore[union-attr]
+        for entry_id, fields in items:
+            out.append(_entry(entry_id, fields))
+    return out
+
+
+def _entry(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Entry:
+    payload = (fields or {}).get(b"e")
+    event = None
+    if payload is not None:
+        try:
+            event = _decode(payload)
+        except msgspec.DecodeError:
+            event = None
+    if event is not None:
+        event.entry = entry_id.decode()
+    return Entry(entry_id.decode(), event)

@@ -1,0 +1,83 @@
+"""Every Redis key rayhook uses, in one place. All start with the namespace.
+
+{ns}:wf:seq                  INCR counter for version ids
+{ns}:wf:v:{id}               JSON of one workflow version (its definition)
+{ns}:wf:versions:{key}       ZSET version ids of a key (score = id)
+{ns}:wf:all                  ZSET every version id (score = id)
+{ns}:wf:current              HASH key → current version id
+{ns}:wf:enabled              HASH key → enabled version id (the one serving)
+{ns}:wf:executed:{id}        executions a version started (frozen once > 0)
+{ns}:wf:changed              pub/sub channel: a key whose versions changed
+{ns}:inbox:{key}             STREAM accepted async events of a workflow
+{ns}:exec:{id}               JSON of one execution
+{ns}:exec:{id}:jobs          HASH job id → JSON of one job
+{ns}:execs:status            HASH execution id → status ("null" while queued)
+{ns}:execs                   ZSET every execution id (score = created ms)
+{ns}:execs:s:{status}        ZSET executions by status
+{ns}:execs:k:{key}           ZSET executions of a workflow key
+{ns}:execs:k:{key}:s:{status}  ZSET executions of a key by status
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INBOX_GROUP = "supervisors"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    ns: str
+
+    @property
+    def version_seq(self) -> str:
+        return f"{self.ns}:wf:seq"
+
+    def version(self, version_id: int | str) -> str:
+        return f"{self.ns}:wf:v:{version_id}"
+
+    def versions_of(self, key: str) -> str:
+        return f"{self.ns}:wf:versions:{key}"
+
+    @property
+    def all_versions(self) -> str:
+        return f"{self.ns}:wf:all"
+
+    @property
+    def current(self) -> str:
+        return f"{self.ns}:wf:current"
+
+    @property
+    def enabled(self) -> str:
+        return f"{self.ns}:wf:enabled"
+
+    def executed(self, version_id: int | str) -> str:
+        return f"{self.ns}:wf:executed:{version_id}"
+
+    @property
+    def changed_channel(self) -> str:
+        return f"{self.ns}:wf:changed"
+
+    def inbox(self, key: str) -> str:
+        return f"{self.ns}:inbox:{key}"
+
+    def execution(self, execution_id: str) -> str:
+        return f"{self.ns}:exec:{execution_id}"
+
+    def jobs(self, execution_id: str) -> str:
+        return f"{self.ns}:exec:{execution_id}:jobs"
+
+    @property
+    def execution_statuses(self) -> str:
+        return f"{self.ns}:execs:status"
+
+    def executions(self, key: str | None = None, status: int | str | None = "any") -> str:
+        """The index of executions, optionally of one workflow key and/or status."""
+        base = f"{self.ns}:execs" if key is None else f"{self.ns}:execs:k:{key}"
+        if status == "any":
+            return base
+        return f"{base}:s:{'null' if status is None else status}"
+
+    def pattern(self) -> str:
+        """Matches every key of this namespace (tests and `destroy` cleanup)."""
+        return f"{self.ns}:*"

@@ -1,0 +1,111 @@
+"""Test harness: one real local Ray cluster per session (loopback only, its own
+ports, a private HOME), the machine's Redis with a fresh key namespace per test,
+and real gunicorn servers for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from deploy import processes
+
+REDIS_URL = os.environ.get("RAYHOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# Every process the tests start inherits these: Ray bound to 127.0.0.1, auth mode
+# explicit (2.60 would otherwise turn token auth on from ~/.ray), no ~/.ray shared
+# with the machine, and no 30 s node drain on shutdown.
+_HOME = tempfile.mkdtemp(prefix="rayhook-test-home-")
+os.environ.update(
+    HOME=_HOME,
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+    RAY_AUTH_MODE="disabled",
+    RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
+    RAY_USAGE_STATS_ENABLED="0",
+)
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """A Ray head for the whole session (started once: ~2 s and ~1 GB)."""
+    folder = Path(tempfile.mkdtemp(prefix="rh-ray-", dir="/tmp"))
+    gcs = processes.free_port(6390)
+    log = folder / "ray.log"
+    log.write_bytes(b"")
+    head = processes.spawn(
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--block",
+            f"--port={gcs}",
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={processes.free_port()}",
+            f"--ray-client-server-port={processes.free_port()}",
+            f"--dashboard-agent-listen-port={processes.free_port()}",
+            "--min-worker-port=25000",
+            "--max-worker-port=29999",
+            "--num-cpus=2",
+            f"--temp-dir={folder / 'r'}",
+            "--disable-usage-stats",
+        ],
+        env=os.environ,
+        log=log,
+    )
+    deadline = time.monotonic() + 120
+    while b"Ray runtime started" not in log.read_bytes():
+        assert head.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "ray did not start in 120 s"
+        time.sleep(0.2)
+    address = f"127.0.0.1:{gcs}"
+    os.environ["RAY_ADDRESS"] = address
+    yield address
+    processes.stop(head, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def ray_driver(ray_address: str) -> Iterator[None]:
+    """This test process as a Ray driver (for actor-level tests)."""
+    import ray
+
+    ray.init(address=ray_address, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A fresh Redis key prefix and Ray namespace; its keys are deleted after."""
+    ns = f"t{secrets.token_hex(4)}"
+    yield ns
+    delete_namespace(ns)
+
+
+def delete_namespace(ns: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i : i + 500])
+    client.close()
+
+
+def kill_actors(ns: str) -> None:
+    """Kill the named actors of a namespace (each is a process of ~100 MB)."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] == ns:
+            try:
+                ray.kill(ray.get_actor(actor["name"], namespace=ns), no_restart=True)
+            except ValueError:
+                pass

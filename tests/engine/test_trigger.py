@@ -1,0 +1,234 @@
+"""engine.trigger: `$context` from a request (SPEC §2.2), the async reply and the
+sync reply rules (SPEC §2 table)."""
+
+from __future__ import annotations
+
+import copy
+
+import msgspec
+import pytest
+
+from engine.definition import WebhookConfig
+from engine.records import Reply
+from engine.status import Reason, Status
+from engine.trigger import REDACTED, compile_trigger, sync_reply
+
+
+def trigger(config: dict | None = None):
+    return compile_trigger(msgspec.convert(config or {}, WebhookConfig))
+
+
+# -- headers -------------------------------------------------------------------------
+
+
+def test_build_context_lower_cases_header_names():
+    ctx = trigger().build_context(
+        {"X-Request-Id": "r1", "Content-Type": "application/json"}, {}, {}
+    )
+    assert ctx["headers"] == {"x-request-id": "r1", "content-type": "application/json"}
+
+
+@pytest.mark.parametrize("name", ["Authorization", "authorization", "Cookie", "COOKIE"])
+def test_build_context_redacts_authorization_and_cookie(name):
+    ctx = trigger().build_context({name: "Basic c2VjcmV0", "X-Other": "kept"}, {}, {})
+    assert ctx["headers"][name.lower()] == REDACTED
+    assert "c2VjcmV0" not in str(ctx)
+    assert ctx["headers"]["x-other"] == "kept"
+
+
+def test_build_context_has_headers_query_and_body():
+    ctx = trigger().build_context({}, {"a": "1"}, {"b": 2})
+    assert ctx == {"headers": {}, "query": {"a": "1"}, "body": {"b": 2}}
+
+
+def test_raw_body_is_present_without_body_mapping():
+    ctx = trigger().build_context({}, {}, {"data": {"id": 1}})
+    assert ctx["body"] == {"data": {"id": 1}}
+
+
+# -- mappings -------------------------------------------------------------------------
+
+
+MAPPED = {
+    "request": {
+        "query": [
+            {"key": "query[0].a", "alias": "First a", "_var": "query_$0"},
+            {"key": "plain"},
+            {"key": "gone[2].x", "_var": "query_$2"},
+        ],
+        "body": [
+            {"key": "b.c", "alias": "C", "_var": "body_$0"},
+            {"key": "data.items[1].sku"},
+            {"key": "nope.deeper", "_var": "body_$2"},
+        ],
+    }
+}
+
+
+def test_query_mapping_uses_var_name_and_bracket_path():
+    query = {"query": [{"a": "1"}], "plain": "p"}
+    ctx = trigger(MAPPED).build_context({}, query, {})
+    assert ctx["query"]["query_$0"] == "1"
+
+
+def test_mapping_uses_key_when_no_var():
+    query = {"query": [{"a": "1"}], "plain": "p"}
+    body = {"data": {"items": [{"sku": "a"}, {"sku": "b"}]}}
+    ctx = trigger(MAPPED).build_context({}, query, body)
+    assert ctx["query"]["plain"] == "p"
+    assert ctx["body"]["data.items[1].sku"] == "b"
+
+
+def test_body_mapping_uses_var_name_and_dotted_path():
+    ctx = trigger(MAPPED).build_context({}, {}, {"b": {"c": 3}})
+    assert ctx["body"]["body_$0"] == 3
+
+
+def test_mapping_keeps_the_raw_entries():
+    query = {"query": [{"a": "1"}]}
+    body = {"b": {"c": 3}}
+    ctx = trigger(MAPPED).build_context({}, query, body)
+    assert ctx["query"]["query"] == [{"a": "1"}]
+    assert ctx["body"]["b"] == {"c": 3}
+
+
+def test_mapping_of_missing_path_gives_none():
+    ctx = trigger(MAPPED).build_context({}, {}, {})
+    assert ctx["query"]["query_$0"] is None
+    assert ctx["query"]["query_$2"] is None
+    assert ctx["body"]["body_$2"] is None
+    assert "body_$2" in ctx["body"]
+
+
+def test_mapping_keeps_falsy_values():
+    config = {"request": {"body": [{"key": "a", "_var": "z"}, {"key": "b", "_var": "f"}]}}
+    ctx = trigger(config).build_context({}, {}, {"a": 0, "b": False})
+    assert ctx["body"]["z"] == 0
+    assert ctx["body"]["f"] is False
+
+
+def test_mapping_reads_structured_values():
+    config = {"request": {"body": [{"key": "data.object", "_var": "obj"}]}}
+    ctx = trigger(config).build_context({}, {}, {"data": {"object": {"amount": 5}}})
+    assert ctx["body"]["obj"] == {"amount": 5}
+
+
+def test_inputs_are_not_mutated():
+    headers = {"Authorization": "Basic abc", "X-A": "1"}
+    query = {"query": [{"a": "1"}]}
+    body = {"b": {"c": 3}}
+    before = (dict(headers), copy.deepcopy(query), copy.deepcopy(body))
+    trigger(MAPPED).build_context(headers, query, body)
+    assert (headers, query, body) == before
+
+
+def test_non_object_body_is_kept_as_is():
+    ctx = trigger(MAPPED).build_context({}, {}, [1, 2])
+    assert ctx["body"] == [1, 2]
+
+
+# -- credentials --------------------------------------------------------------------------
+
+
+def test_no_credentials_when_basic_auth_disabled():
+    assert trigger().credentials is None
+    assert trigger({"basicAuthentication": False}).credentials is None
+
+
+def test_credentials_are_bytes_when_basic_auth_configured():
+    compiled = trigger({"basicAuthentication": {"username": "u", "password": "p:w"}})
+    assert compiled.credentials == (b"u", b"p:w")
+
+
+# -- async reply ---------------------------------------------------------------------------
+
+
+def test_async_reply_defaults_to_200_ok():
+    reply = trigger().reply.render({"headers": {}, "query": {}, "body": {}}, {})
+    assert reply.status == 200
+    assert reply.body == "ok"
+    assert reply.headers == []
+
+
+def test_async_reply_renders_configured_status_headers_and_body():
+    config = {
+        "response": {
+            "statusCode": 202,
+            "headers": [
+                {"name": "X-Received", "value": "{{$context.body.id}}"},
+                {"name": "X-Count", "value": "{{$context.body.n}}"},
+                {"name": "X-Static", "value": "yes"},
+            ],
+            "body": {"ok": True, "id": "{{$context.body.id}}", "q": "{{$context.query.q}}"},
+        }
+    }
+    ctx = trigger(config).build_context({}, {"q": "x"}, {"id": "evt_1", "n": 3})
+    reply = trigger(config).reply.render(ctx, {})
+    assert reply.status == 202
+    assert reply.headers == [("X-Received", "evt_1"), ("X-Count", "3"), ("X-Static", "yes")]
+    assert reply.body == {"ok": True, "id": "evt_1", "q": "x"}
+
+
+def test_async_reply_can_read_mapped_variables():
+    config = {
+        "request": {"body": [{"key": "data.id", "_var": "body_$0"}]},
+        "response": {"body": {"id": "{{ $context.body.body_$0 }}"}},
+    }
+    compiled = trigger(config)
+    ctx = compiled.build_context({}, {}, {"data": {"id": 42}})
+    assert compiled.reply.render(ctx, {}).body == {"id": 42}
+
+
+def test_async_reply_can_read_env():
+    config = {"response": {"body": "token={{$env.NAME}}"}}
+    assert trigger(config).reply.render({}, {"NAME": "v"}).body == "token=v"
+
+
+def test_async_reply_missing_header_value_renders_empty_text():
+    config = {"response": {"headers": [{"name": "X-Id", "value": "{{$context.body.id}}"}]}}
+    reply = trigger(config).reply.render({"body": {}}, {})
+    assert reply.headers == [("X-Id", "")]
+
+
+def test_async_reply_configured_without_body_still_says_ok():
+    reply = trigger({"response": {"statusCode": 201}}).reply.render({}, {})
+    assert reply.status == 201
+    assert reply.body == "ok"
+
+
+# -- sync reply --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [Status.RESOLVED, Status.FAILED, Status.ERROR, Status.ABORTED])
+def test_sync_reply_from_response_node_wins(status):
+    built = Reply(status=418, headers=[("X-A", "1")], body={"a": 1})
+    reply = sync_reply(int(status), Reason.TIMEOUT if status == Status.ABORTED else None, built, 10)
+    assert reply is built
+
+
+def test_sync_reply_resolved_without_response_is_200_ok():
+    reply = sync_reply(Status.RESOLVED, None, None, 0)
+    assert reply.status == 200
+    assert reply.body == "ok"
+
+
+def test_sync_reply_aborted_by_timeout_is_408():
+    reply = sync_reply(Status.ABORTED, Reason.TIMEOUT, None, 1500)
+    assert reply.status == 408
+    assert "1500" in (reply.message or "")
+
+
+def test_sync_reply_aborted_for_another_reason_is_500():
+    reply = sync_reply(Status.ABORTED, Reason.MANUAL_CANCEL, None, 1500)
+    assert reply.status == 500
+    assert "ABORTED" in (reply.message or "")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [Status.FAILED, Status.ERROR, Status.CANCELED, Status.REJECTED, Status.RETRY_NEEDED],
+)
+def test_sync_reply_other_status_is_500_naming_the_status(status):
+    reply = sync_reply(int(status), None, None, 0)
+    assert reply.status == 500
+    assert status.name in (reply.message or "")

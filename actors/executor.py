@@ -10,6 +10,7 @@ event whose execution is already final is not run again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -136,8 +137,11 @@ class ExecutionActor:
         if task is None:
             task = asyncio.get_running_loop().create_task(self._execute_once(event))
             self._running[event.id] = task
-            task.add_done_callback(lambda _t, eid=event.id: self._running.pop(eid, None))
+            task.add_done_callback(functools.partial(self._forget, event.id))
         return await asyncio.shield(task)
+
+    def _forget(self, execution_id: str, _task: object) -> None:
+        self._running.pop(execution_id, None)
 
     async def _execute_once(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
         execution = Execution(

@@ -7,6 +7,7 @@ them back after a crash; their state is rebuilt from Redis."""
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 import ray
 from ray.actor import ActorHandle
@@ -34,7 +35,7 @@ def executor_index(execution_id: str, pool_size: int) -> int:
 def executor(settings: Settings, index: int) -> ActorHandle:
     from actors.executor import RemoteExecutionActor
 
-    return RemoteExecutionActor.options(
+    handle = RemoteExecutionActor.options(
         name=executor_name(index),
         namespace=settings.namespace,
         lifetime="detached",
@@ -44,6 +45,7 @@ def executor(settings: Settings, index: int) -> ActorHandle:
         max_concurrency=MAX_CONCURRENCY,
         num_cpus=0,
     ).remote(settings, index)
+    return cast(ActorHandle, handle)
 
 
 def executors(settings: Settings) -> list[ActorHandle]:
@@ -53,7 +55,7 @@ def executors(settings: Settings) -> list[ActorHandle]:
 def supervisor(settings: Settings, key: str) -> ActorHandle:
     from actors.supervisor import RemoteWorkflowSupervisor
 
-    return RemoteWorkflowSupervisor.options(
+    handle = RemoteWorkflowSupervisor.options(
         name=supervisor_name(key),
         namespace=settings.namespace,
         lifetime="detached",
@@ -63,6 +65,7 @@ def supervisor(settings: Settings, key: str) -> ActorHandle:
         max_concurrency=64,
         num_cpus=0,
     ).remote(settings, key)
+    return cast(ActorHandle, handle)
 
 
 def existing_supervisor(settings: Settings, key: str) -> ActorHandle | None:

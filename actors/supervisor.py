@@ -171,7 +171,7 @@ class WorkflowSupervisor:
         done = [e.id for e in entries if e.event is None]
         again: list[Entry] = []
         for entry, status in zip(runnable, statuses, strict=True):
-            if status != "missing" and is_final(status):  # type: ignore[arg-type]
+            if is_final(status):
                 done.append(entry.id)
             else:
                 again.append(entry)
@@ -239,15 +239,11 @@ class WorkflowSupervisor:
     async def _unfinished(self, batch: list[Entry]) -> list[Entry]:
         """The entries of `batch` whose execution is not final; the others are acked."""
         statuses = await self.log.statuses([e.event.id for e in batch if e.event])
-        done = [
-            e.id for e, s in zip(batch, statuses, strict=True) if s != "missing" and is_final(s)
-        ]  # type: ignore[arg-type]
+        done = [e.id for e, s in zip(batch, statuses, strict=True) if is_final(s)]
         if done:
             await self.inbox.ack(self.key, done)
             self.finished += len(done)
-        return [
-            e for e, s in zip(batch, statuses, strict=True) if s == "missing" or not is_final(s)
-        ]  # type: ignore[arg-type]
+        return [e for e, s in zip(batch, statuses, strict=True) if not is_final(s)]
 
     async def _retry_later(self, entries: list[Entry]) -> None:
         """Entries whose execution could not be finished (the store was away):

@@ -213,3 +213,7 @@ def _parse(args: argparse.Namespace) -> int:
         paths = paths_of_url(sample)
     print("\n".join(paths))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

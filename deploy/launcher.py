@@ -245,6 +245,8 @@ def run(stack: LocalStack) -> int:
         print(
             f"admin token: {stack.env['RAYHOOK_ADMIN_TOKEN']} (stored in {token_file})", flush=True
         )
+    if stack.ray is not None:
+        print(f"ray: RAY_ADDRESS={stack.env['RAY_ADDRESS']}", flush=True)
     print(f"logs: {stack.logs}; stop with Ctrl-C", flush=True)
     dead = stack.wait(stop)
     if dead:

@@ -27,20 +27,24 @@ def new_key() -> str:
     return "".join(secrets.choice(_BASE36) for _ in range(11))
 
 
-class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=False):
-    """Base for every document struct: unknown fields are errors, not silence."""
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    """Base for document structs: unknown fields are errors, not silence."""
 
 
-class BasicAuthentication(Strict, frozen=True):
+class StrictFrozen(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """`Strict`, for the parts nobody edits after decoding."""
+
+
+class BasicAuthentication(StrictFrozen, frozen=True):
     username: str
     password: str
 
 
-class HeaderField(Strict, frozen=True):
+class HeaderField(StrictFrozen, frozen=True):
     key: str
 
 
-class MappedField(Strict, frozen=True):
+class MappedField(StrictFrozen, frozen=True):
     """One configured query/body item: the value at `key` becomes `<_var or key>`."""
 
     key: str
@@ -52,18 +56,18 @@ class MappedField(Strict, frozen=True):
         return self.var or self.key
 
 
-class RequestParsing(Strict, frozen=True):
+class RequestParsing(StrictFrozen, frozen=True):
     headers: list[HeaderField] = []
     query: list[MappedField] = []
     body: list[MappedField] = []
 
 
-class NameValue(Strict, frozen=True):
+class NameValue(StrictFrozen, frozen=True):
     name: str
     value: Any = ""
 
 
-class AsyncResponse(Strict, frozen=True):
+class AsyncResponse(StrictFrozen, frozen=True):
     """What an async webhook answers once its event is stored."""
 
     statusCode: int = 200
@@ -71,13 +75,13 @@ class AsyncResponse(Strict, frozen=True):
     body: Any = "ok"
 
 
-class WebhookConfig(Strict, frozen=True):
+class WebhookConfig(StrictFrozen, frozen=True):
     basicAuthentication: BasicAuthentication | bool | None = False
     request: RequestParsing = RequestParsing()
     response: AsyncResponse | None = None
 
 
-class Options(Strict, frozen=True):
+class Options(StrictFrozen, frozen=True):
     timeout: int = 0
     deleteExecutionOnStatus: list[int] = []
     stackLimit: int = 1

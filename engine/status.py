@@ -32,9 +32,10 @@ NAMES: Final[dict[int | None, str]] = {
 }
 
 
-def is_final(status: int | None) -> bool:
-    """Whether an execution in this status will never run again."""
-    return status is not None and status != Status.STARTED
+def is_final(status: object) -> bool:
+    """Whether an execution in this status will never run again (anything that
+    is not a status number, such as "missing", is not final)."""
+    return isinstance(status, int) and status != Status.STARTED
 
 
 class Reason:

@@ -42,7 +42,8 @@ class Placeholder:
 
 
 class Renderer(Protocol):
-    placeholders: tuple[Placeholder, ...]
+    @property
+    def placeholders(self) -> tuple[Placeholder, ...]: ...
 
     def render(self, scope: Mapping[str, Any]) -> Any: ...
 

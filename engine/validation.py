@@ -4,7 +4,7 @@ each message naming the node key and the config field."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +152,7 @@ def _compile_node(
         )
         return None
     try:
-        config = msgspec.convert(node.config, instruction.Config)
+        config = msgspec.convert(node.config, instruction.config_type)
     except msgspec.ValidationError as exc:
         errors.append(f"{label}: {describe_validation_error(exc, 'config')}")
         return None
@@ -193,7 +193,7 @@ def _compile_node(
 
 
 def check_placeholder(
-    ph: Placeholder, node_types: dict[str, str], scopes: set[str], roots: tuple[str, ...]
+    ph: Placeholder, node_types: Mapping[str, str], scopes: set[str], roots: tuple[str, ...]
 ) -> str | None:
     """Why a placeholder cannot resolve in this place, or None when it can."""
     root, rest = ph.segments[0], ph.segments[1:]

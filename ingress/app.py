@@ -10,8 +10,9 @@ import falcon.asgi
 
 from engine.settings import Settings
 from ingress import admin
+from ingress.admin.common import AdminAuth
 from ingress.errors import handle_unexpected, serialize_error
-from ingress.health import Health, Ready
+from ingress.health import Health, Metrics, Ready
 from ingress.services import Services
 from ingress.webhook import WebhookResource
 
@@ -34,7 +35,8 @@ class Lifespan:
 def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     settings = settings or Settings.from_env()
     services = Services(settings)
-    app = falcon.asgi.App(middleware=[Lifespan(services)])
+    middleware: list[Any] = [Lifespan(services), AdminAuth()]
+    app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
@@ -42,4 +44,5 @@ def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     admin.add_routes(app, services)
     app.add_route("/healthz", Health())
     app.add_route("/readyz", Ready(services))
+    app.add_route("/metrics", Metrics())
     return app

@@ -68,7 +68,11 @@ class PipelineBatcher:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                await self._flush(batch)
+                try:
+                    await self._flush(batch)
+                except Exception as exc:  # never leave a caller waiting
+                    for _, future, _ in batch:
+                        _settle(future, exc)
         finally:
             self._task = None
             if self._pending:  # queued while we were finishing
@@ -90,9 +94,9 @@ class PipelineBatcher:
             else:
                 _settle(item[1], reply)
         if retry:  # Redis restarted and forgot the scripts: load them and go again
-            for script in {item[2] for item in retry if item[2] is not None}:
-                await self.client.script_load(script.source)
             try:
+                for script in {item[2] for item in retry if item[2] is not None}:
+                    await self.client.script_load(script.source)
                 replies = await self._send([args for args, _, _ in retry])
             except Exception as exc:
                 replies = [exc] * len(retry)

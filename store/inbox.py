@@ -6,6 +6,7 @@ it is acknowledged and deleted (atomically with the execution's final status, se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -135,9 +136,9 @@ class Inbox:
         await self.client.delete(self.keys.inbox(key))
 
 
-def _entries(reply: object) -> list[Entry]:
+def _entries(reply: Any) -> list[Entry]:
     out: list[Entry] = []
-    for _stream, items in reply or []:  # type: ignore[union-attr]
+    for _stream, items in reply or []:
         for entry_id, fields in items:
             out.append(_entry(entry_id, fields))
     return out

@@ -47,7 +47,7 @@ class WorkflowStore:
             raise NotFound(f"workflow version {version_id} not found")
         return versions[0]
 
-    async def list(
+    async def versions(
         self, *, key: str | None = None, current: bool | None = None
     ) -> list[WorkflowVersion]:
         index = self.keys.versions_of(key) if key else self.keys.all_versions
@@ -118,6 +118,8 @@ class WorkflowStore:
         await self._write(version)
         if definition.enabled is True:
             await self.enable(version)
+        else:
+            await self._announce(key)
         return await self.get(version_id)
 
     async def update(self, version_id: int, patch: VersionPatch) -> WorkflowVersion:

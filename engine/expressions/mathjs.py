@@ -150,7 +150,7 @@ def _unquote(text: str, col: int) -> str:
         )
     try:
         return json.loads(f'"{body}"', strict=False)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise _error(f"invalid escape sequence in string ({exc.msg})", col) from None
 
 
@@ -182,8 +182,14 @@ def _tokenize(source: str) -> list[_Token]:
 
 _DECIMAL_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _PREFIXED_NUMBER = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)", re.ASCII)
-_NOUNS = ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "a list"))
-_NOUNS += ((dict, "an object"), (datetime, "a date"))
+_NOUNS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "a boolean"),
+    ((int, float), "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "an object"),
+    (datetime, "a date"),
+)
 _CONTAINERS = (list, dict, datetime)
 _INFINITIES = {"Infinity": math.inf, "+Infinity": math.inf, "-Infinity": -math.inf}
 

@@ -1,6 +1,7 @@
 """What every node type provides, and the compiled form the interpreter walks.
 
-A node type is one module with a `Config` struct and an `Instruction` subclass:
+A node type is one module with a `Config` struct and an `Instruction` subclass
+naming it (`node_type`, `config_type`):
 `prepare` checks and precompiles what the config needs (expressions, targets)
 at definition time; `run` performs the node for one execution, setting the job's
 status and result. See `engine/nodes/calculation.py` for the smallest complete
@@ -19,7 +20,7 @@ from engine.records import Job, Reply
 from engine.templates import Placeholder, Renderer
 
 
-class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Base of every node type's `config` struct."""
 
 
@@ -56,7 +57,8 @@ class CompiledNode:
 class RunContext(Protocol):
     """What an instruction may ask of the execution it runs in (the interpreter)."""
 
-    scope: Mapping[str, Any]
+    @property
+    def scope(self) -> Mapping[str, Any]: ...
 
     def render(self, node: CompiledNode) -> dict[str, Any]: ...
 
@@ -76,8 +78,8 @@ class RunContext(Protocol):
 class Instruction:
     """A node type. Subclasses set the class attributes and override `run`."""
 
-    type: ClassVar[str]
-    Config: ClassVar[type[NodeConfig]]
+    node_type: ClassVar[str]
+    config_type: ClassVar[type[NodeConfig]]
     #: Pauses an execution (delay, manual): not allowed in sync workflows.
     waits: ClassVar[bool] = False
     #: Only allowed in sync webhook workflows (response).

@@ -28,8 +28,8 @@ class Config(NodeConfig):
 
 
 class Calculation(Instruction):
-    type = "calculation"
-    Config = Config
+    node_type = "calculation"
+    config_type = Config
     raw_fields = frozenset({"expression"})
 
     def prepare(

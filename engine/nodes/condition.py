@@ -30,8 +30,8 @@ class Config(NodeConfig):
 
 
 class Condition(Instruction):
-    type = "condition"
-    Config = Config
+    node_type = "condition"
+    config_type = Config
     raw_fields = frozenset({"calculation", "expression"})
 
     def branch_indexes(self, config: Config) -> frozenset[str]:

@@ -14,8 +14,8 @@ class Config(NodeConfig):
 
 
 class End(Instruction):
-    type = "end"
-    Config = Config
+    node_type = "end"
+    config_type = Config
 
     async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
         job.status = node.config.endStatus

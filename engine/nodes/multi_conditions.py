@@ -26,8 +26,8 @@ class Config(NodeConfig):
 
 
 class MultiConditions(Instruction):
-    type = "multi-conditions"
-    Config = Config
+    node_type = "multi-conditions"
+    config_type = Config
     raw_fields = frozenset({"conditions"})
 
     def branch_indexes(self, config: Config) -> frozenset[str]:

@@ -15,8 +15,8 @@ class Config(NodeConfig):
 
 
 class Output(Instruction):
-    type = "output"
-    Config = Config
+    node_type = "output"
+    config_type = Config
 
     async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
         value = run.render(node).get("value")

@@ -13,9 +13,9 @@ class NodeRegistry:
         self._by_type: dict[str, Instruction] = {}
 
     def add(self, instruction: Instruction) -> None:
-        if instruction.type in self._by_type:
-            raise ValueError(f"node type {instruction.type!r} is registered twice")
-        self._by_type[instruction.type] = instruction
+        if instruction.node_type in self._by_type:
+            raise ValueError(f"node type {instruction.node_type!r} is registered twice")
+        self._by_type[instruction.node_type] = instruction
 
     def get(self, node_type: str) -> Instruction | None:
         return self._by_type.get(node_type)

@@ -38,8 +38,8 @@ def check_status_code(value: Any) -> int:
 
 
 class Response(Instruction):
-    type = "response"
-    Config = Config
+    node_type = "response"
+    config_type = Config
     sync_only = True
 
     def prepare(self, config: Config, facts: WorkflowFacts, branches: frozenset[str]) -> None:

@@ -24,8 +24,8 @@ class Config(NodeConfig):
 
 
 class Variable(Instruction):
-    type = "variable"
-    Config = Config
+    node_type = "variable"
+    config_type = Config
 
     def prepare(self, config: Config, facts: WorkflowFacts, branches: frozenset[str]) -> None:
         if config.target is None:
@@ -33,7 +33,7 @@ class Variable(Instruction):
         kind = facts.node_types.get(config.target)
         if kind is None:
             raise NodeError("target", f'no node with key "{config.target}" in this workflow')
-        if kind != self.type:
+        if kind != self.node_type:
             raise NodeError("target", f'"{config.target}" is a {kind} node, not a variable node')
 
     async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:

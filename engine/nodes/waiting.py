@@ -38,17 +38,17 @@ class _Waiting(Instruction):
     waits = True
 
     def prepare(self, config: Any, facts: WorkflowFacts, branches: frozenset[str]) -> None:
-        raise NodeError("", f"the {self.type} node is not available yet in this release")
+        raise NodeError("", f"the {self.node_type} node is not available yet in this release")
 
     async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
-        raise RuntimeError(f"{self.type} is not available")
+        raise RuntimeError(f"{self.node_type} is not available")
 
 
 class Delay(_Waiting):
-    type = "delay"
-    Config = DelayConfig
+    node_type = "delay"
+    config_type = DelayConfig
 
 
 class Manual(_Waiting):
-    type = "manual"
-    Config = ManualConfig
+    node_type = "manual"
+    config_type = ManualConfig

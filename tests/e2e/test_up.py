@@ -1,0 +1,138 @@
+"""`rayhook up` as a user runs it: its own Redis (AOF) and Ray head, gunicorn;
+a restart keeps the workflows and finishes the async events still queued."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from deploy import processes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Up:
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str]) -> None:
+        self.data_dir, self.port, self.env = data_dir, port, env
+        self.runs = 0
+        self.output = data_dir.parent / "up.out"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> float:
+        started = time.monotonic()
+        self.runs += 1
+        self.output = self.data_dir.parent / f"up-{self.runs}.out"
+        self.process = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                "deploy.cli",
+                "up",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=self.env,
+            log=self.output,
+            cwd=str(ROOT),
+        )
+        while b"rayhook ready at" not in self.output.read_bytes():
+            assert self.process.poll() is None, self.output.read_text()
+            assert time.monotonic() - started < timeout, self.output.read_text()
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def stop(self) -> int:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGTERM)
+        return self.process.wait(90)
+
+
+def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "REDIS_URL", "RAYHOOK_ADMIN_TOKEN")
+    }
+    # Few executions at a time, so that most events are still unread at the stop.
+    env["RAYHOOK_MAX_INFLIGHT"] = "4"
+    port = processes.free_port()
+    up = Up(tmp_path / "data", port, env)
+    ready_after = up.start()
+    try:
+        line = next(ln for ln in up.output.read_text().splitlines() if "ready" in ln)
+        assert line == f"rayhook ready at http://127.0.0.1:{port}"
+        token = (tmp_path / "data" / "admin-token").read_text().strip()
+        applied = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deploy.cli",
+                "apply",
+                "-f",
+                "examples/order-events.yaml",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--token",
+                token,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert applied.returncode == 0, applied.stderr
+        url = f"http://127.0.0.1:{port}/api/webhook:trigger/order-events"
+        accepted = []
+        with httpx.Client(timeout=10) as client:
+            for i in range(300):
+                reply = client.post(url, json={"id": f"evt_{i}", "data": {"amount": i * 10}})
+                assert reply.status_code == 202
+                accepted.append(reply.headers["x-rayhook-execution"])
+    finally:
+        assert up.stop() == 0
+    assert "rayhook: stopped" in up.output.read_text()
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "data")], capture_output=True)
+    assert leftovers.stdout == b"", "processes of the stopped stack are still running"
+
+    up.start()
+    try:
+        admin = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        versions = admin.get("/api/workflows:list").json()["data"]
+        assert [(v["key"], v["enabled"]) for v in versions] == [("order-events", True)]
+        deadline = time.monotonic() + 120
+        while True:
+            done = admin.get(
+                "/api/executions:list",
+                params={
+                    "filter[workflowKey]": "order-events",
+                    "filter[status]": "1",
+                    "pageSize": 1,
+                },
+            ).json()["meta"]["count"]
+            if done == len(accepted):
+                break
+            assert time.monotonic() < deadline, f"{done} of {len(accepted)} resolved"
+            time.sleep(0.2)
+        total = admin.get(
+            "/api/executions:list", params={"filter[workflowKey]": "order-events", "pageSize": 1}
+        ).json()["meta"]["count"]
+        assert total == len(accepted)  # every accepted event ran, none twice
+        sample = admin.get("/api/executions:get", params={"filterByTk": accepted[-1]}).json()[
+            "data"
+        ]
+        assert sample["output"]["event"] == "evt_299" and sample["output"]["large"] is True
+    finally:
+        assert up.stop() == 0
+    print(f"rayhook up ready after {ready_after:.1f} s")

@@ -30,6 +30,7 @@ from engine.validation import CompiledWorkflow, compile_workflow
 from store.batching import PipelineBatcher
 from store.connection import connect, load_scripts
 from store.executions import ExecutionLog
+from store.inbox import Inbox
 from store.keys import Keys
 from store.workflows import NotFound, WorkflowStore
 
@@ -65,9 +66,11 @@ class ExecutionActor:
         keys = Keys(settings.namespace)
         self.batcher = PipelineBatcher(self.redis)
         self.log = ExecutionLog(self.redis, keys, self.batcher)
+        self.inbox = Inbox(self.redis, keys, self.batcher)
         self.workflows = WorkflowStore(self.redis, keys)
         self._compiled: OrderedDict[int, CompiledWorkflow] = OrderedDict()
         self._running: dict[str, asyncio.Task[tuple[Execution, Reply | None]]] = {}
+        self._interpreting: dict[str, asyncio.Future[int]] = {}
         self._canceled: set[str] = set()
         self._finished: OrderedDict[str, Execution] = OrderedDict()
         self._started = asyncio.get_running_loop().create_task(load_scripts(self.redis))
@@ -94,9 +97,17 @@ class ExecutionActor:
         return _encode(answer)
 
     async def run_batch(self, payloads: list[bytes]) -> list[int | None]:
-        """Run inbox events (each carries its entry id); their final statuses."""
+        """Run inbox events (each carries its entry id); their final statuses.
+
+        One status read for the whole batch first: an event whose execution is
+        already final (a redelivery) is only acknowledged, never run again."""
         events = [_decode_event(p) for p in payloads]
-        results = await asyncio.gather(*(self._execute(e) for e in events), return_exceptions=True)
+        known = await self.log.statuses([e.id for e in events])
+        runs = [
+            self._acknowledge(e, status) if is_final(status) else self._execute(e)
+            for e, status in zip(events, known, strict=True)
+        ]
+        results = await asyncio.gather(*runs, return_exceptions=True)
         out: list[int | None] = []
         for result in results:
             if isinstance(result, BaseException):
@@ -106,18 +117,29 @@ class ExecutionActor:
                 out.append(result[0].status)
         return out
 
+    async def _acknowledge(self, event: TriggerEvent, status: object) -> tuple[Execution, None]:
+        if event.entry is not None:
+            await self.inbox.ack(event.key, [event.entry])
+        stub = Execution(
+            id=event.id,
+            key=event.key,
+            workflowId=event.workflowId,
+            status=status if isinstance(status, int) else None,
+            createdAt=_from_ms(event.createdAt),
+        )
+        return stub, None
+
     async def cancel(self, execution_id: str) -> bool:
         """Abort a running execution (reason `manual_cancel`); False if it is not
-        running here."""
+        running here. One already finishing is let finish (its end is recorded)."""
         task = self._running.get(execution_id)
-        if task is None or task.done():
+        if task is None:
             return False
-        self._canceled.add(execution_id)
-        task.cancel()
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            pass
+        interpreting = self._interpreting.get(execution_id)
+        if interpreting is not None:
+            self._canceled.add(execution_id)
+            interpreting.cancel()
+        await asyncio.wait([task])
         return True
 
     async def run_one(self, payload: bytes) -> bytes:
@@ -130,8 +152,9 @@ class ExecutionActor:
     async def _execute(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
         done = self._finished.get(event.id)
         if done is not None and event.entry is not None:
-            # A redelivered inbox entry of an execution finished here: only ack it.
-            await self.log.save(done, entry=event.entry)
+            # A redelivered inbox entry of an execution finished here (possibly
+            # deleted since, by deleteExecutionOnStatus): only ack it.
+            await self.inbox.ack(event.key, [event.entry])
             return done, None
         task = self._running.get(event.id)
         if task is None:
@@ -166,8 +189,10 @@ class ExecutionActor:
             STARTED_WRITE_DELAY, lambda: asyncio.ensure_future(self.log.save(execution))
         )
         timeout = workflow.options.timeout / 1000 if workflow.options.timeout > 0 else None
+        run = asyncio.ensure_future(interpreter.run())
+        self._interpreting[execution.id] = run  # what `cancel` interrupts
         try:
-            execution.status = await asyncio.wait_for(interpreter.run(), timeout)
+            execution.status = await asyncio.wait_for(run, timeout)
         except TimeoutError:
             interpreter.abort()
             execution.status, execution.reason = Status.ABORTED, Reason.TIMEOUT
@@ -183,6 +208,7 @@ class ExecutionActor:
             execution.status, execution.error = Status.ERROR, f"internal error: {exc}"
         finally:
             started.cancel()
+            self._interpreting.pop(execution.id, None)
         execution.output = interpreter.output
         return await self._finish(execution, event, workflow, interpreter.reply)
 

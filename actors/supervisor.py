@@ -137,6 +137,8 @@ class WorkflowSupervisor:
             entries = await self.inbox.read_new(
                 self.key, CONSUMER, min(room, self.settings.inbox_batch), READ_BLOCK_MS
             )
+            if self.draining:  # drain began during the read: these run after a restart
+                continue
             self._dispatch(entries)
 
     async def _check_enabled(self) -> None:

@@ -21,6 +21,7 @@ import ray
 from redis.exceptions import RedisError
 
 from engine.definition import DefinitionError
+from engine.effects import Effects
 from engine.interpreter import Interpreter
 from engine.records import Execution, Reply, TriggerEvent, now
 from engine.settings import Settings
@@ -67,6 +68,7 @@ class ExecutionActor:
         self.batcher = PipelineBatcher(self.redis)
         self.log = ExecutionLog(self.redis, keys, self.batcher)
         self.inbox = Inbox(self.redis, keys, self.batcher)
+        self.effects = Effects(settings)
         self.workflows = WorkflowStore(self.redis, keys)
         self._compiled: OrderedDict[int, CompiledWorkflow] = OrderedDict()
         self._running: dict[str, asyncio.Task[tuple[Execution, Reply | None]]] = {}
@@ -183,7 +185,7 @@ class ExecutionActor:
             execution.status, execution.error = Status.ERROR, str(exc)
             return await self._finish(execution, event, None, None)
         interpreter = Interpreter(
-            workflow, execution, env=self.settings.env, sink=self.log.save_job
+            workflow, execution, env=self.settings.env, sink=self.log.save_job, effects=self.effects
         )
         started = asyncio.get_running_loop().call_later(
             STARTED_WRITE_DELAY, lambda: asyncio.ensure_future(self.log.save(execution))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, NoReturn
 
+from engine.effects import Effects
 from engine.nodes.base import CompiledNode
 from engine.records import Execution, Job, Reply, job_id, now
 from engine.scope import SYSTEM
@@ -49,8 +50,10 @@ class Interpreter:
         *,
         env: Mapping[str, str],
         sink: JobSink,
+        effects: Effects | None = None,
     ) -> None:
         self.workflow = workflow
+        self._effects = effects
         self.execution = execution
         self.sink = sink
         self.reply: Reply | None = None
@@ -97,6 +100,12 @@ class Interpreter:
         return Status.RESOLVED
 
     # -- what instructions may call (engine.nodes.base.RunContext) --------------
+
+    @property
+    def effects(self) -> Effects:
+        if self._effects is None:
+            raise RuntimeError("this node needs integrations, which this run was not given")
+        return self._effects
 
     def render(self, node: CompiledNode) -> dict[str, Any]:
         return node.template.render(self.scope)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 import msgspec
 
+from engine.effects import Effects
 from engine.records import Job, Reply
 from engine.templates import Placeholder, Renderer
 
@@ -59,6 +60,9 @@ class RunContext(Protocol):
 
     @property
     def scope(self) -> Mapping[str, Any]: ...
+
+    @property
+    def effects(self) -> Effects: ...
 
     def render(self, node: CompiledNode) -> dict[str, Any]: ...
 

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from engine.definition import DefinitionError
 from engine.effects import Effects
 from engine.interpreter import Interpreter
-from engine.records import Execution, Reply, TriggerEvent, now
+from engine.records import Execution, Job, Reply, TriggerEvent, now
 from engine.settings import Settings
 from engine.status import Reason, Status, is_final
 from engine.trigger import sync_reply
@@ -47,12 +47,43 @@ STARTED_WRITE_DELAY = 0.05
 FINAL_WRITE_PATIENCE = 120.0
 SYNC_WRITE_PATIENCE = 5.0
 _CACHE_SIZE = 512
+#: How long a sync reply left for `reply_of` is kept if nobody fetches it.
+REPLY_KEEP_SECONDS = 300.0
 #: Finished executions remembered, to ack a redelivered entry without a rerun.
 _FINISHED_MEMORY = 20_000
 
 
 class StoreUnavailable(Exception):
     """Redis stayed unreachable while an execution's outcome had to be written."""
+
+
+class _Journal:
+    """The job records of one execution. Kept here and written together with
+    the execution's final state (one Redis call for a short run), unless the run
+    lasts long enough to be shown as STARTED: from then on each job is written
+    as it changes."""
+
+    def __init__(self, log: ExecutionLog) -> None:
+        self.log = log
+        self.pending: dict[str, Job] = {}
+        self.live = False
+
+    def record(self, job: Job) -> None:
+        if self.live:
+            self.log.save_job(job)
+        else:
+            self.pending[job.id] = job
+
+    def go_live(self) -> None:
+        self.live = True
+        for job in self.pending.values():
+            self.log.save_job(job)
+        self.pending.clear()
+
+    def take(self) -> list[Job]:
+        jobs = list(self.pending.values())
+        self.pending.clear()
+        return jobs
 
 
 class ExecutionActor:
@@ -75,6 +106,7 @@ class ExecutionActor:
         self._interpreting: dict[str, asyncio.Future[int]] = {}
         self._canceled: set[str] = set()
         self._finished: OrderedDict[str, Execution] = OrderedDict()
+        self._replies: dict[str, asyncio.Task[bytes]] = {}
         self._started = asyncio.get_running_loop().create_task(load_scripts(self.redis))
 
     async def ready(self) -> int:
@@ -83,7 +115,44 @@ class ExecutionActor:
 
     async def run_sync(self, payload: bytes) -> bytes:
         """Run a sync webhook's execution; the msgpack-encoded `Reply`."""
-        event = _decode_event(payload)
+        return await self._sync_reply(_decode_event(payload))
+
+    async def run_sync_batch(self, payloads: list[bytes], wait: float) -> list[bytes | None]:
+        """Run several sync executions (a gunicorn worker's micro-batch): the
+        replies of those done within `wait` seconds, None for the others, whose
+        replies `reply_of` delivers when they end. A slow workflow thus never
+        holds up the fast replies batched with it."""
+        tasks = []
+        for payload in payloads:
+            event = _decode_event(payload)
+            task = asyncio.get_running_loop().create_task(self._sync_reply(event))
+            tasks.append((event.id, task))
+        await asyncio.wait([t for _, t in tasks], timeout=wait)
+        out: list[bytes | None] = []
+        for execution_id, task in tasks:
+            if task.done():
+                out.append(task.result())
+            else:
+                self._replies[execution_id] = task
+                task.add_done_callback(functools.partial(self._expire_reply, execution_id))
+                out.append(None)
+        return out
+
+    async def reply_of(self, execution_id: str) -> bytes:
+        """The reply of a sync execution `run_sync_batch` left running."""
+        task = self._replies.pop(execution_id, None)
+        if task is None:
+            reply = Reply(status=503, message="the reply was lost; retry", executionId=execution_id)
+            return _encode(reply)
+        return await task
+
+    def _expire_reply(self, execution_id: str, _task: object) -> None:
+        # A reply nobody fetched (its ingress worker died) is dropped after a while.
+        asyncio.get_running_loop().call_later(
+            REPLY_KEEP_SECONDS, self._replies.pop, execution_id, None
+        )
+
+    async def _sync_reply(self, event: TriggerEvent) -> bytes:
         try:
             execution, reply = await self._execute(event)
         except StoreUnavailable as exc:
@@ -98,12 +167,16 @@ class ExecutionActor:
         answer.executionId = execution.id
         return _encode(answer)
 
-    async def run_batch(self, payloads: list[bytes]) -> list[int | None]:
-        """Run inbox events (each carries its entry id); their final statuses.
+    async def run_batch(self, entries: list[tuple[str, bytes]]) -> list[int | None]:
+        """Run inbox entries (stream id, msgpack event); their final statuses.
 
         One status read for the whole batch first: an event whose execution is
         already final (a redelivery) is only acknowledged, never run again."""
-        events = [_decode_event(p) for p in payloads]
+        events = []
+        for entry_id, payload in entries:
+            event = _decode_event(payload)
+            event.entry = entry_id or None
+            events.append(event)
         known = await self.log.statuses([e.id for e in events])
         runs = [
             self._acknowledge(e, status) if is_final(status) else self._execute(e)
@@ -179,16 +252,17 @@ class ExecutionActor:
             createdAt=_from_ms(event.createdAt),
             startedAt=now(),
         )
+        journal = _Journal(self.log)
         try:
-            workflow = await self._workflow(event.workflowId)
+            workflow, count_run = await self._workflow(event.workflowId)
         except (NotFound, DefinitionError) as exc:
             execution.status, execution.error = Status.ERROR, str(exc)
-            return await self._finish(execution, event, None, None)
+            return await self._finish(execution, event, None, None, journal, False)
         interpreter = Interpreter(
-            workflow, execution, env=self.settings.env, sink=self.log.save_job, effects=self.effects
+            workflow, execution, env=self.settings.env, sink=journal.record, effects=self.effects
         )
         started = asyncio.get_running_loop().call_later(
-            STARTED_WRITE_DELAY, lambda: asyncio.ensure_future(self.log.save(execution))
+            STARTED_WRITE_DELAY, self._show_started, execution, journal
         )
         timeout = workflow.options.timeout / 1000 if workflow.options.timeout > 0 else None
         run = asyncio.ensure_future(interpreter.run())
@@ -212,7 +286,12 @@ class ExecutionActor:
             started.cancel()
             self._interpreting.pop(execution.id, None)
         execution.output = interpreter.output
-        return await self._finish(execution, event, workflow, interpreter.reply)
+        return await self._finish(execution, event, workflow, interpreter.reply, journal, count_run)
+
+    def _show_started(self, execution: Execution, journal: _Journal) -> None:
+        """A run past STARTED_WRITE_DELAY becomes visible as STARTED, with its jobs."""
+        journal.go_live()
+        self.log.show(execution)
 
     async def _finish(
         self,
@@ -220,6 +299,8 @@ class ExecutionActor:
         event: TriggerEvent,
         workflow: CompiledWorkflow | None,
         reply: Reply | None,
+        journal: _Journal,
+        count_run: bool,
     ) -> tuple[Execution, Reply | None]:
         final = is_final(execution.status)
         if final:
@@ -233,12 +314,13 @@ class ExecutionActor:
         # The run happened: keep trying to record it rather than run it again.
         patience = FINAL_WRITE_PATIENCE if event.entry is not None else SYNC_WRITE_PATIENCE
         deadline = time.monotonic() + patience
+        jobs = journal.take()
         while True:
             try:
                 if delete:
                     await self.log.delete(execution, entry=entry)
                 else:
-                    await self.log.save(execution, entry=entry)
+                    await self.log.save(execution, entry=entry, jobs=jobs, count_run=count_run)
                 break
             except (RedisError, OSError) as exc:
                 if time.monotonic() > deadline:
@@ -252,21 +334,23 @@ class ExecutionActor:
                 self._finished.popitem(last=False)
         return execution, reply
 
-    async def _workflow(self, version_id: int) -> CompiledWorkflow:
-        """The compiled version. On a miss, count the execution first, then read the
-        definition: an edit racing with this run is refused (see WorkflowStore)."""
+    async def _workflow(self, version_id: int) -> tuple[CompiledWorkflow, bool]:
+        """The compiled version, and whether the run still has to be counted.
+
+        On a miss the run is counted first, then the definition read: an edit
+        racing with this run is refused (see WorkflowStore). A cached version is
+        frozen already, so its run is counted with the final write."""
         compiled = self._compiled.get(version_id)
         if compiled is not None:
             self._compiled.move_to_end(version_id)
-            self.log.count_started(version_id)
-            return compiled
+            return compiled, True
         await self.log.mark_executed(version_id)
         version = await self.workflows.get(version_id)
         compiled = compile_workflow(version)
         self._compiled[version_id] = compiled
         if len(self._compiled) > _CACHE_SIZE:
             self._compiled.popitem(last=False)
-        return compiled
+        return compiled, False
 
 
 def _from_ms(ms: float) -> datetime:

@@ -22,25 +22,93 @@ _decode_reply = msgspec.msgpack.Decoder(Reply).decode
 _decode_execution = msgspec.json.Decoder(Execution).decode
 
 
+#: How long an executor waits for a micro-batch's executions before answering
+#: with the ones done (the rest follow one by one through `reply_of`).
+BATCH_WAIT = 0.005
+#: Micro-batches in flight per executor from one worker.
+BATCHES_IN_FLIGHT = 2
+
+_RAY_UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+
+
 class Unavailable(Exception):
     """The Ray layer cannot take the work now (actor restarting, cluster gone)."""
+
+
+class SyncBatcher:
+    """Sync requests bound for one executor, sent as one Ray call per batch.
+
+    One Ray call per request caps a worker at ~1.6k/s on 2 cores; batching the
+    requests that arrive together amortises the call. Replies still come back
+    per request: the executor answers with those done within BATCH_WAIT and the
+    others are fetched one by one, so a slow workflow delays only itself."""
+
+    def __init__(self, handle: ActorHandle) -> None:
+        self.handle = handle
+        self._pending: list[tuple[str, bytes, asyncio.Future[bytes]]] = []
+        self._in_flight = 0
+
+    def submit(self, execution_id: str, payload: bytes) -> asyncio.Future[bytes]:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((execution_id, payload, future))
+        if self._in_flight < BATCHES_IN_FLIGHT:
+            self._in_flight += 1
+            asyncio.get_running_loop().create_task(self._send())
+        return future
+
+    async def _send(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let this loop turn's other requests join
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._call(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _call(self, batch: list[tuple[str, bytes, asyncio.Future[bytes]]]) -> None:
+        try:
+            replies = await self.handle.run_sync_batch.remote(
+                [payload for _, payload, _ in batch], BATCH_WAIT
+            )
+        except _RAY_UNAVAILABLE as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(Unavailable(str(exc)))
+            return
+        for (execution_id, _, future), reply in zip(batch, replies, strict=True):
+            if reply is not None:
+                if not future.done():
+                    future.set_result(reply)
+            else:
+                asyncio.get_running_loop().create_task(self._follow(execution_id, future))
+
+    async def _follow(self, execution_id: str, future: asyncio.Future[bytes]) -> None:
+        try:
+            reply = await self.handle.reply_of.remote(execution_id)
+        except _RAY_UNAVAILABLE as exc:
+            if not future.done():
+                future.set_exception(Unavailable(str(exc)))
+            return
+        if not future.done():
+            future.set_result(reply)
 
 
 class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._executors: list[ActorHandle] = []
+        self._batchers: list[SyncBatcher] = []
 
     def connect(self) -> None:
         """Resolve (or create) the executor pool; blocking, call at startup."""
         self._executors = pool.executors(self.settings)
+        self._batchers = [SyncBatcher(handle) for handle in self._executors]
 
     async def run_sync(self, event: TriggerEvent) -> Reply:
-        actor = self._executor_for(event.id)
-        try:
-            payload = await actor.run_sync.remote(_encode(event))
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
-            raise Unavailable(str(exc)) from exc
+        if not self._batchers:
+            self.connect()
+        index = pool.executor_index(event.id, len(self._batchers))
+        payload = await self._batchers[index].submit(event.id, _encode(event))
         return _decode_reply(payload)
 
     async def run_manual(self, event: TriggerEvent) -> Execution:

@@ -15,11 +15,9 @@ import logging
 import time
 from collections import defaultdict
 
-import msgspec
 import ray
 
 from actors import pool
-from engine.records import TriggerEvent
 from engine.settings import Settings
 from engine.status import is_final
 from store.batching import PipelineBatcher
@@ -29,8 +27,6 @@ from store.inbox import Entry, Inbox
 from store.keys import Keys
 
 log = logging.getLogger("rayhook.supervisor")
-
-_encode = msgspec.msgpack.Encoder().encode
 
 CONSUMER = "supervisor"  # one consumer name: a restarted supervisor owns the same PEL
 READ_BLOCK_MS = 1000
@@ -168,9 +164,9 @@ class WorkflowSupervisor:
     async def _rerun(self, entries: list[Entry]) -> None:
         if not entries:
             return
-        runnable = [e for e in entries if e.event is not None]
-        statuses = await self.log.statuses([e.event.id for e in runnable if e.event])
-        done = [e.id for e in entries if e.event is None]
+        runnable = [e for e in entries if e.execution_id is not None]
+        statuses = await self.log.statuses([e.execution_id for e in runnable if e.execution_id])
+        done = [e.id for e in entries if e.execution_id is None]
         again: list[Entry] = []
         for entry, status in zip(runnable, statuses, strict=True):
             if is_final(status):
@@ -190,11 +186,11 @@ class WorkflowSupervisor:
         by_executor: dict[int, list[Entry]] = defaultdict(list)
         unreadable: list[str] = []
         for entry in entries:
-            if entry.event is None:
+            if entry.execution_id is None:
                 unreadable.append(entry.id)
                 continue
             self.inflight.add(entry.id)
-            by_executor[pool.executor_index(entry.event.id, len(self.executors))].append(entry)
+            by_executor[pool.executor_index(entry.execution_id, len(self.executors))].append(entry)
         if unreadable:
             log.error("supervisor %s: dropping %d unreadable entries", self.key, len(unreadable))
             task = asyncio.get_running_loop().create_task(self.inbox.ack(self.key, unreadable))
@@ -210,7 +206,7 @@ class WorkflowSupervisor:
             while batch:
                 try:
                     statuses = await self.executors[index].run_batch.remote(
-                        [_encode(_with_entry(e)) for e in batch]
+                        [(e.id, e.payload) for e in batch]
                     )
                 except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                     # The executor died mid-batch and Ray is restarting it: send it
@@ -240,7 +236,7 @@ class WorkflowSupervisor:
 
     async def _unfinished(self, batch: list[Entry]) -> list[Entry]:
         """The entries of `batch` whose execution is not final; the others are acked."""
-        statuses = await self.log.statuses([e.event.id for e in batch if e.event])
+        statuses = await self.log.statuses([e.execution_id for e in batch if e.execution_id])
         done = [e.id for e, s in zip(batch, statuses, strict=True) if is_final(s)]
         if done:
             await self.inbox.ack(self.key, done)
@@ -269,12 +265,6 @@ class WorkflowSupervisor:
     async def _wait_inflight(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-def _with_entry(entry: Entry) -> TriggerEvent:
-    assert entry.event is not None
-    entry.event.entry = entry.id
-    return entry.event
 
 
 RemoteWorkflowSupervisor = ray.remote(WorkflowSupervisor)

@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parse = commands.add_parser("parse", help="paths of a sample URL query or JSON body")
     parse.add_argument("sample", help="a URL / query string, or JSON text")
 
+    from deploy.bench.command import add_arguments
+
+    add_arguments(commands.add_parser("bench", help="load-test a webhook URL (SPEC §8)"))
+
     args = parser.parse_args(argv)
     handler = {
         "up": _up,
@@ -51,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "list": _list,
         "executions": _executions,
         "parse": _parse,
+        "bench": _bench,
     }
     try:
         return handler[args.command](args)
@@ -201,6 +206,12 @@ def _executions(args: argparse.Namespace) -> int:
             status += f" ({e['reason']})"
         print(f"{e['id']:<34}{e['workflowId']:>8}  {status:<14}{e['createdAt']}")
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from deploy.bench.command import run
+
+    return run(args)
 
 
 def _parse(args: argparse.Namespace) -> int:

@@ -48,6 +48,10 @@ class PipelineBatcher:
         self._queue((("EVALSHA", script.sha, len(keys), *keys, *args), future, script))
         return future
 
+    def fire_script(self, script: Script, keys: list[str], args: list[Any]) -> None:
+        """Queue a script call whose reply nobody awaits (errors are logged)."""
+        self._queue((("EVALSHA", script.sha, len(keys), *keys, *args), None, script))
+
     def fire(self, *args: Any) -> None:
         """Queue a command whose reply nobody awaits (errors are logged)."""
         self._queue((args, None, None))

@@ -52,19 +52,42 @@ class ExecutionLog:
     def save_job(self, job: Job) -> None:
         self.batcher.fire("HSET", self.keys.jobs(job.executionId), job.id, encode(job))
 
-    async def save(self, execution: Execution, *, entry: str | None = None) -> None:
-        """Store the execution's current state; with `entry`, also XACK+XDEL that
-        inbox entry in the same atomic step (use it with the final status only)."""
+    async def save(
+        self,
+        execution: Execution,
+        *,
+        entry: str | None = None,
+        jobs: Sequence[Job] = (),
+        count_run: bool = False,
+    ) -> None:
+        """Store the execution's current state, with `jobs` not yet written.
+
+        With `entry`, also XACK+XDEL that inbox entry in the same atomic step (use
+        it with the final status only); with `count_run`, count a run of its
+        version. A final status already stored is kept: the call then only acks."""
         await self.batcher.submit_script(
-            EXECUTION_SAVE, *self._save_args(execution, encode(execution), entry)
+            EXECUTION_SAVE, *self._save_args(execution, encode(execution), entry, jobs, count_run)
+        )
+
+    def show(self, execution: Execution) -> None:
+        """Store a running execution's state without waiting (a progress mark)."""
+        self.batcher.fire_script(
+            EXECUTION_SAVE, *self._save_args(execution, encode(execution), None, (), False)
         )
 
     async def delete(self, execution: Execution, *, entry: str | None = None) -> None:
         """Forget an execution and its jobs (`deleteExecutionOnStatus`)."""
-        await self.batcher.submit_script(EXECUTION_SAVE, *self._save_args(execution, b"", entry))
+        await self.batcher.submit_script(
+            EXECUTION_SAVE, *self._save_args(execution, b"", entry, (), False)
+        )
 
     def _save_args(
-        self, execution: Execution, payload: bytes, entry: str | None
+        self,
+        execution: Execution,
+        payload: bytes,
+        entry: str | None,
+        jobs: Sequence[Job],
+        count_run: bool,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys
         score = int(execution.createdAt.timestamp() * 1000)
@@ -73,6 +96,7 @@ class ExecutionLog:
             k.jobs(execution.id),
             k.execution_statuses,
             k.inbox(execution.key),
+            k.executed(execution.workflowId),
         ]
         args: list[Any] = [
             execution.id,
@@ -83,16 +107,16 @@ class ExecutionLog:
             entry or "",
             INBOX_GROUP,
             k.executions(execution.key),
+            "1" if count_run else "0",
         ]
+        for job in jobs:
+            args.append(job.id)
+            args.append(encode(job))
         return keys, args
 
     def mark_executed(self, version_id: int) -> asyncio.Future[Any]:
         """Count a started execution of a version (which freezes the version)."""
         return self.batcher.submit("INCR", self.keys.executed(version_id))
-
-    def count_started(self, version_id: int) -> None:
-        """`mark_executed` for a version known to be frozen already: nobody waits."""
-        self.batcher.fire("INCR", self.keys.executed(version_id))
 
     # -- reads --------------------------------------------------------------------
 

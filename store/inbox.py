@@ -21,6 +21,15 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(TriggerEvent).decode
 
 
+class _EventId(msgspec.Struct):
+    id: str
+
+
+# Reading only the id skips building the context's objects: the supervisor
+# routes by id and hands the payload on as bytes.
+_decode_id = msgspec.msgpack.Decoder(_EventId).decode
+
+
 class NotEnabled(Exception):
     """The workflow key has no enabled version (any more)."""
 
@@ -35,8 +44,21 @@ class StaleRoute(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One inbox entry: its stream id, the msgpack event, and the event's
+    execution id. `payload` is None when the entry is gone or unreadable."""
+
     id: str
-    event: TriggerEvent | None  # None when the entry's payload is gone or unreadable
+    payload: bytes | None
+    execution_id: str | None = None
+
+    @property
+    def event(self) -> TriggerEvent | None:
+        """The whole event (decoded on demand), carrying this entry's id."""
+        if self.payload is None:
+            return None
+        event = _decode(self.payload)
+        event.entry = self.id
+        return event
 
 
 class Inbox:
@@ -146,12 +168,9 @@ def _entries(reply: Any) -> list[Entry]:
 
 def _entry(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Entry:
     payload = (fields or {}).get(b"e")
-    event = None
     if payload is not None:
         try:
-            event = _decode(payload)
+            return Entry(entry_id.decode(), payload, _decode_id(payload).id)
         except msgspec.DecodeError:
-            event = None
-    if event is not None:
-        event.entry = entry_id.decode()
-    return Entry(entry_id.decode(), event)
+            pass
+    return Entry(entry_id.decode(), None)

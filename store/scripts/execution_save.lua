@@ -2,12 +2,16 @@
 -- with an inbox entry, acknowledge and delete that entry in the same step, so a
 -- final status and its XACK can never be seen apart (exactly-once effect). A final
 -- status is never overwritten: a duplicate run (a redelivered entry) only acks.
+-- One call per execution carries its job records and run count too, so a short
+-- execution costs one round of Redis work.
 -- KEYS[1] execution JSON key, KEYS[2] jobs hash, KEYS[3] status hash,
--- KEYS[4] inbox stream (or any key when ARGV[6] is empty)
+-- KEYS[4] inbox stream (or any key when ARGV[6] is empty), KEYS[5] the version's
+-- run counter
 -- ARGV[1] execution id, ARGV[2] JSON ('' = delete the execution), ARGV[3] new status
 -- ('null' while queued), ARGV[4] score (created ms), ARGV[5] index prefix of all
 -- executions, ARGV[6] inbox entry id or '', ARGV[7] consumer group,
--- ARGV[8] index prefix of the workflow key. Index names follow store/keys.py:
+-- ARGV[8] index prefix of the workflow key, ARGV[9] '1' to count a run of the
+-- version, ARGV[10..] job id, job JSON pairs. Index names follow store/keys.py:
 -- <prefix> and <prefix>:s:<status>.
 local id = ARGV[1]
 local old = redis.call('HGET', KEYS[3], id)
@@ -29,11 +33,17 @@ if ARGV[2] == '' then
   redis.call('ZREM', ARGV[8], id)
 else
   redis.call('SET', KEYS[1], ARGV[2])
+  if #ARGV > 9 then
+    redis.call('HSET', KEYS[2], unpack(ARGV, 10))
+  end
   redis.call('HSET', KEYS[3], id, ARGV[3])
   redis.call('ZADD', ARGV[5], ARGV[4], id)
   redis.call('ZADD', ARGV[8], ARGV[4], id)
   redis.call('ZADD', ARGV[5] .. ':s:' .. ARGV[3], ARGV[4], id)
   redis.call('ZADD', ARGV[8] .. ':s:' .. ARGV[3], ARGV[4], id)
+end
+if ARGV[9] == '1' then
+  redis.call('INCR', KEYS[5])
 end
 if ARGV[6] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[7], ARGV[6])

@@ -29,6 +29,11 @@ def payload(event: TriggerEvent) -> bytes:
     return _encode(event)
 
 
+def entry(event: TriggerEvent) -> tuple[str, bytes]:
+    """What a supervisor hands `run_batch`: the inbox entry id and the event."""
+    return event.entry or "", _encode(event)
+
+
 async def test_run_sync_returns_the_response_nodes_reply_and_records_execution_and_jobs(
     settings: Settings, store: Store
 ) -> None:
@@ -94,10 +99,10 @@ async def test_concurrent_run_batch_calls_with_the_same_event_run_it_once(
     actor = pool.executor(settings, 0)
     await actor.ready.remote()
 
-    first = actor.run_batch.remote([payload(event)])
+    first = actor.run_batch.remote([entry(event)])
     await store.wait_status(event.id, lambda e: e.status == Status.STARTED)
-    second = actor.run_batch.remote([payload(event)])
-    twice_in_one_batch = actor.run_batch.remote([payload(event), payload(event)])
+    second = actor.run_batch.remote([entry(event)])
+    twice_in_one_batch = actor.run_batch.remote([entry(event), entry(event)])
 
     assert await first == [RESOLVED]
     assert await second == [RESOLVED]
@@ -128,7 +133,7 @@ async def test_redelivered_entry_of_a_final_execution_is_acked_not_rerun(
     # execution id (as the supervisor routes it).
     owner = pool.executor(settings, pool.executor_index(event.id, settings.executors))
     assert event.entry is not None
-    assert await owner.run_batch.remote([payload(event)]) == [RESOLVED]
+    assert await owner.run_batch.remote([entry(event)]) == [RESOLVED]
 
     again = await store.log.get(event.id)
     assert again is not None
@@ -156,7 +161,7 @@ async def test_redelivered_entry_of_a_final_execution_is_not_rerun_by_a_fresh_ex
     assert first is not None
 
     other = pool.executor(settings, 1 - pool.executor_index(event.id, settings.executors))
-    assert await other.run_batch.remote([payload(event)]) == [RESOLVED]
+    assert await other.run_batch.remote([entry(event)]) == [RESOLVED]
 
     again = await store.log.get(event.id)
     assert again is not None and again.finishedAt == first.finishedAt
@@ -173,12 +178,12 @@ async def test_redelivered_entry_of_an_execution_deleted_on_its_status_stays_del
     (event,) = await store.enqueue(version, [{"body": {"n": 1}}])
     actor = pool.executor(settings, 0)
 
-    assert await actor.run_batch.remote([payload(event)]) == [RESOLVED]
+    assert await actor.run_batch.remote([entry(event)]) == [RESOLVED]
     assert await store.log.get(event.id) is None
     assert await store.count_all(version.key) == 0
     assert await store.xlen(version.key) == 0
 
-    assert await actor.run_batch.remote([payload(event)]) == [RESOLVED]
+    assert await actor.run_batch.remote([entry(event)]) == [RESOLVED]
     assert await store.log.get(event.id) is None, "the deleted execution was stored again"
     assert await store.statuses([event]) == ["missing"]
     assert await store.count_all(version.key) == 0

@@ -247,7 +247,8 @@ async def test_a_final_status_is_never_overwritten(
     # a duplicate run (redelivered entry) ends differently: the script refuses ...
     entry_id = await pending_entry(client, keys, inbox)
     duplicate = finish(e, Status.FAILED, output="second")
-    script_keys, script_args = log._save_args(duplicate, msgspec.json.encode(duplicate), "")
+    payload = msgspec.json.encode(duplicate)
+    script_keys, script_args = log._save_args(duplicate, payload, "", (), False)
     assert await EXECUTION_SAVE(client, script_keys, script_args) == 0
 
     # ... and through the log it only acknowledges the duplicate's entry
@@ -325,13 +326,25 @@ async def test_delete_with_entry_acks_the_entry(
 # -- executed counter -------------------------------------------------------------------
 
 
-async def test_mark_executed_and_count_started_increment_the_version_counter(
-    client: aioredis.Redis, keys: Keys, log: ExecutionLog, batcher: PipelineBatcher
+async def test_mark_executed_and_a_counted_final_save_increment_the_version_counter(
+    client: aioredis.Redis, keys: Keys, log: ExecutionLog
 ) -> None:
     assert await log.mark_executed(41) == 1
-    log.count_started(41)
-    await batcher.drain()
+    e = execution(Status.RESOLVED)
+    e.workflowId = 41
+    await log.save(e, count_run=True)
     assert int(await client.get(keys.executed(41))) == 2
+    uncounted = execution(Status.RESOLVED)
+    uncounted.workflowId = 41
+    await log.save(uncounted)
+    assert int(await client.get(keys.executed(41))) == 2
+
+
+async def test_a_final_save_writes_the_jobs_it_carries(log: ExecutionLog) -> None:
+    e = execution(Status.RESOLVED)
+    jobs = [job(e.id, n) for n in (1, 2, 3)]
+    await log.save(e, jobs=jobs)
+    assert [j.id for j in await log.jobs(e.id)] == [j.id for j in jobs]
 
 
 # -- scripts Redis does not know yet (NOSCRIPT) --------------------------------------

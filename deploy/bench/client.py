@@ -25,30 +25,41 @@ Progress = Callable[[int, int, Counter[int]], None]
 
 @dataclass
 class Target:
+    """Where the load goes: one host:port, one or more webhook paths (used
+    round-robin, so several workflows receive traffic at once)."""
+
     host: str
     port: int
-    path: str
-    head: bytes  # request line and headers, up to Content-Length
+    heads: list[bytes]  # per path: request line and headers, up to Content-Length
+    _turn: int = 0
 
     @classmethod
-    def parse(cls, url: str, basic: str | None = None) -> Target:
-        parts = urlsplit(url)
-        if parts.scheme != "http":
-            raise ValueError("only http:// URLs are supported")
-        host = parts.hostname or "127.0.0.1"
-        port = parts.port or 80
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        lines = [
-            f"POST {path} HTTP/1.1",
-            f"Host: {host}:{port}",
-            "Content-Type: application/json",
-            "User-Agent: rayhook-bench",
-        ]
-        if basic:
-            lines.append("Authorization: Basic " + base64.b64encode(basic.encode()).decode())
-        return cls(host, port, path, ("\r\n".join(lines) + "\r\nContent-Length: ").encode())
+    def parse(cls, urls: str | list[str], basic: str | None = None) -> Target:
+        urls = [urls] if isinstance(urls, str) else urls
+        first = urlsplit(urls[0])
+        host, port = first.hostname or "127.0.0.1", first.port or 80
+        heads = []
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme != "http":
+                raise ValueError("only http:// URLs are supported")
+            if (parts.hostname or "127.0.0.1", parts.port or 80) != (host, port):
+                raise ValueError("every URL must be on the same host and port")
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            lines = [
+                f"POST {path} HTTP/1.1",
+                f"Host: {host}:{port}",
+                "Content-Type: application/json",
+                "User-Agent: rayhook-bench",
+            ]
+            if basic:
+                lines.append("Authorization: Basic " + base64.b64encode(basic.encode()).decode())
+            heads.append(("\r\n".join(lines) + "\r\nContent-Length: ").encode())
+        return cls(host, port, heads)
+
+    def next_head(self) -> bytes:
+        self._turn = (self._turn + 1) % len(self.heads)
+        return self.heads[self._turn]
 
 
 class Connection:
@@ -63,7 +74,8 @@ class Connection:
                 self.target.host, self.target.port
             )
         assert self.reader is not None
-        self.writer.write(self.target.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        head = self.target.next_head()
+        self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = _CONTENT_LENGTH.search(head)

@@ -25,7 +25,9 @@ from deploy.bench.result import Result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="the webhook URL, http://host:port/api/webhook:trigger/<key>")
+    parser.add_argument("urls", nargs="+", metavar="URL",
+                        help="webhook URL(s), http://host:port/api/webhook:trigger/<key>; "
+                             "several are used round-robin")
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--rate", type=float, help="open loop: requests per second")
     load.add_argument("--concurrency", type=int, help="closed loop: connections (default 64)")
@@ -80,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
         if not token:
             console.print("--check-loss needs the admin token (--token or RAYHOOK_ADMIN_TOKEN)")
             return 2
-        parts = urlsplit(args.url)
+        parts = urlsplit(args.urls[0])
         origin = f"{parts.scheme}://{parts.netloc}"
-        counter = ExecutionCounter(origin, token, workflow_key(args.url))
-        base = counter.final()
+        counter = ExecutionCounter(origin, token, [workflow_key(u) for u in args.urls])
+        base = counter.settled(timeout=60)
     started = time.perf_counter()
     result = load(args, bodies, console)
     if counter is not None:
@@ -107,14 +109,14 @@ def load(args: argparse.Namespace, bodies: Bodies, console: Console) -> Result:
             raise SystemExit("wrk runs closed loop only; use --engine python with --rate")
         with console.status(f"wrk: {args.concurrency or 64} connections for {args.duration:.0f} s"):
             return wrk.closed_loop(
-                args.url,
+                args.urls,
                 bodies,
                 concurrency=args.concurrency or 64,
                 duration=args.duration,
                 threads=args.threads,
                 basic=args.basic,
             )
-    target = client.Target.parse(args.url, args.basic)
+    target = client.Target.parse(args.urls, args.basic)
     live = _Progress(console, args.duration)
     uvloop.install()
     with live:

@@ -22,14 +22,16 @@ def workflow_key(url: str) -> str:
 
 
 class ExecutionCounter:
-    def __init__(self, admin_url: str, token: str, key: str) -> None:
-        self.key = key
+    """Counts the executions of the benchmarked workflows through the admin API."""
+
+    def __init__(self, admin_url: str, token: str, keys: list[str]) -> None:
+        self.keys = keys
         self.http = httpx.Client(
             base_url=admin_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
 
-    def _count(self, status: str | None = None) -> int:
-        params = {"filter[workflowKey]": self.key, "pageSize": "1"}
+    def _count(self, key: str, status: str | None = None) -> int:
+        params = {"filter[workflowKey]": key, "pageSize": "1"}
         if status is not None:
             params["filter[status]"] = status
         reply = self.http.get("/api/executions:list", params=params)
@@ -37,8 +39,22 @@ class ExecutionCounter:
         return int(reply.json()["meta"]["count"])
 
     def final(self) -> int:
-        """Executions of the workflow in a final status."""
-        return self._count() - sum(self._count(s) for s in NOT_FINAL)
+        """Executions of the workflows in a final status."""
+        return sum(
+            self._count(key) - sum(self._count(key, s) for s in NOT_FINAL) for key in self.keys
+        )
+
+    def settled(self, timeout: float) -> int:
+        """The final count once earlier work has stopped changing it (a baseline)."""
+        deadline = time.monotonic() + timeout
+        last = self.final()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.final()
+            if now == last:
+                return now
+            last = now
+        return last
 
     def wait(self, *, base: int, accepted: int, started: float, timeout: float) -> LossCheck:
         """Poll until `accepted` more executions are final than `base` (or timeout)."""
@@ -53,7 +69,7 @@ class ExecutionCounter:
         drained = last_change if final >= accepted else time.perf_counter()
         seconds = max(drained - started, 1e-9)
         return LossCheck(
-            workflow_key=self.key,
+            workflow_key=",".join(self.keys),
             accepted=accepted,
             final=final,
             lost=max(accepted - final, 0),

@@ -3,12 +3,14 @@ round-robin (substituting `{{seq}}`/`{{uuid}}`) and counts reply statuses."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from deploy.bench.bodies import Bodies
 from deploy.bench.result import Result
@@ -16,6 +18,7 @@ from deploy.bench.result import Result
 _SCRIPT = r"""
 local threads = {}
 local body_files = {BODY_FILES}
+local paths = {PATHS}
 local auth = "AUTH"
 
 function setup(thread)
@@ -34,6 +37,7 @@ function init(args)
     f:close()
   end
   idx = 0
+  pidx = tid
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   if auth ~= "" then wrk.headers["Authorization"] = auth end
@@ -48,8 +52,9 @@ end
 function request()
   idx = idx % #bodies + 1
   seq = seq + 1
+  pidx = pidx % #paths + 1
   local body = bodies[idx]:gsub("{{%s*seq%s*}}", tostring(seq)):gsub("{{%s*uuid%s*}}", uuid)
-  return wrk.format(nil, nil, nil, body)
+  return wrk.format(nil, paths[pidx], nil, body)
 end
 
 function response(status, headers, body)
@@ -79,7 +84,7 @@ def available() -> bool:
 
 
 def closed_loop(
-    url: str,
+    urls: str | list[str],
     bodies: Bodies,
     *,
     concurrency: int,
@@ -87,20 +92,26 @@ def closed_loop(
     threads: int,
     basic: str | None = None,
 ) -> Result:
+    urls = [urls] if isinstance(urls, str) else urls
+    webhook_paths = [
+        (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        for parts in map(urlsplit, urls)
+    ]
     with tempfile.TemporaryDirectory(prefix="rayhook-wrk-") as folder:
         paths = []
         for i, template in enumerate(bodies.templates):
             path = Path(folder) / f"body{i}.json"
             path.write_bytes(template)
             paths.append(str(path))
-        auth = ""
-        if basic:
-            import base64
-
-            auth = "Basic " + base64.b64encode(basic.encode()).decode()
+        auth = "Basic " + base64.b64encode(basic.encode()).decode() if basic else ""
         script = Path(folder) / "bench.lua"
         lua_files = "{" + ", ".join(json.dumps(p) for p in paths) + "}"
-        script.write_text(_SCRIPT.replace("{BODY_FILES}", lua_files).replace("AUTH", auth))
+        lua_paths = "{" + ", ".join(json.dumps(p) for p in webhook_paths) + "}"
+        script.write_text(
+            _SCRIPT.replace("{BODY_FILES}", lua_files)
+            .replace("{PATHS}", lua_paths)
+            .replace("AUTH", auth)
+        )
         completed = subprocess.run(
             [
                 "wrk",
@@ -114,7 +125,7 @@ def closed_loop(
                 "30s",
                 "-s",
                 str(script),
-                url,
+                urls[0],
             ],
             capture_output=True,
             text=True,

@@ -117,7 +117,6 @@ class LocalStack:
         return f"redis://127.0.0.1:{port}/0"
 
     def _start_ray(self, timeout: float) -> str:
-        ray_cli = Path(sys.executable).with_name("ray")
         gcs = processes.free_port(RAY_GCS_PORT)
         # Ray's sockets must fit in a unix path: a short temp dir per data folder.
         tag = blake2b(str(self.data_dir).encode(), digest_size=4).hexdigest()
@@ -128,21 +127,22 @@ class LocalStack:
         env = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **self.env}
         self.ray = processes.spawn(
             [
-                str(ray_cli),
-                "start",
+                sys.executable,
+                "-m",
+                "deploy.ray_head",
                 "--head",
                 "--block",
                 f"--port={gcs}",
                 "--node-ip-address=127.0.0.1",
                 "--dashboard-host=127.0.0.1",
                 f"--dashboard-port={processes.free_port(8265)}",
-                f"--ray-client-server-port={processes.free_port(10001)}",
                 f"--dashboard-agent-listen-port={processes.free_port(52365)}",
                 "--min-worker-port=20000",
                 "--max-worker-port=24999",
                 f"--num-cpus={os.cpu_count() or 1}",
                 f"--temp-dir=/tmp/rayhook-{tag}",
                 "--disable-usage-stats",
+                "--include-log-monitor=false",
             ],
             env=env,
             log=log_path,

@@ -41,21 +41,22 @@ def ray_address() -> Iterator[str]:
     log.write_bytes(b"")
     head = processes.spawn(
         [
-            str(Path(sys.executable).with_name("ray")),
-            "start",
+            sys.executable,
+            "-m",
+            "deploy.ray_head",  # `ray start` without the parts rayhook does not use
             "--head",
             "--block",
             f"--port={gcs}",
             "--node-ip-address=127.0.0.1",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={processes.free_port()}",
-            f"--ray-client-server-port={processes.free_port()}",
             f"--dashboard-agent-listen-port={processes.free_port()}",
             "--min-worker-port=25000",
             "--max-worker-port=29999",
             "--num-cpus=2",
             f"--temp-dir={folder / 'r'}",
             "--disable-usage-stats",
+            "--include-log-monitor=false",
         ],
         env=os.environ,
         log=log,

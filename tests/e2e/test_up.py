@@ -89,6 +89,7 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
             cwd=ROOT,
         )
         assert applied.returncode == 0, applied.stderr
+        assert_operators_find_the_actors(tmp_path / "data", env)
         url = f"http://127.0.0.1:{port}/api/webhook:trigger/order-events"
         accepted = []
         with httpx.Client(timeout=10) as client:
@@ -136,3 +137,26 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
     finally:
         assert up.stop() == 0
     print(f"rayhook up ready after {ready_after:.1f} s")
+
+
+def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> None:
+    """SPEC §7: `ray list actors` and `ps` show the actors by class name."""
+    address = next(
+        line.split("RAY_ADDRESS=", 1)[1].strip()
+        for line in (data_dir.parent / "up-1.out").read_text().splitlines()
+        if "RAY_ADDRESS=" in line
+    )
+    ray_env = {
+        **env,
+        "RAY_ADDRESS": address,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(data_dir / "ray-token"),
+    }
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "list", "actors"],
+        capture_output=True, text=True, timeout=120, env=ray_env,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "WorkflowSupervisor" in listed.stdout and "ExecutionActor" in listed.stdout
+    ps = subprocess.run(["ps", "-eo", "cmd"], capture_output=True, text=True).stdout
+    assert "ray::WorkflowSupervisor" in ps and "ray::ExecutionActor" in ps

@@ -31,6 +31,11 @@ REDIS_PORT = 16379
 DRAIN_SECONDS = 10.0
 
 
+def ray_temp_dir(data_dir: Path) -> str:
+    """Ray's sockets must fit in a unix socket path: a short folder per data folder."""
+    return f"/tmp/rayhook-{blake2b(str(data_dir).encode(), digest_size=4).hexdigest()}"
+
+
 @dataclass
 class LocalStack:
     """Attributes: the data folder, where to listen, the environment the children
@@ -118,8 +123,6 @@ class LocalStack:
 
     def _start_ray(self, timeout: float) -> str:
         gcs = processes.free_port(RAY_GCS_PORT)
-        # Ray's sockets must fit in a unix path: a short temp dir per data folder.
-        tag = blake2b(str(self.data_dir).encode(), digest_size=4).hexdigest()
         log_path = self.logs / "ray.log"
         log_path.write_bytes(b"")
         # We drain supervisors ourselves; Ray's own SIGTERM drain would wait its full
@@ -140,7 +143,7 @@ class LocalStack:
                 "--min-worker-port=20000",
                 "--max-worker-port=24999",
                 f"--num-cpus={os.cpu_count() or 1}",
-                f"--temp-dir=/tmp/rayhook-{tag}",
+                f"--temp-dir={ray_temp_dir(self.data_dir)}",
                 "--disable-usage-stats",
                 "--include-log-monitor=false",
             ],

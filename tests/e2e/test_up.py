@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from deploy import processes
+from deploy.launcher import ray_temp_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,8 +101,9 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
     finally:
         assert up.stop() == 0
     assert "rayhook: stopped" in up.output.read_text()
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "data")], capture_output=True)
-    assert leftovers.stdout == b"", "processes of the stopped stack are still running"
+    for marker in (str(tmp_path / "data"), ray_temp_dir(tmp_path / "data")):
+        leftovers = subprocess.run(["pgrep", "-f", marker], capture_output=True)
+        assert leftovers.stdout == b"", f"processes of the stopped stack still run ({marker})"
 
     up.start()
     try:

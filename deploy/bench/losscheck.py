@@ -57,17 +57,21 @@ class ExecutionCounter:
         return last
 
     def wait(self, *, base: int, accepted: int, started: float, timeout: float) -> LossCheck:
-        """Poll until `accepted` more executions are final than `base` (or timeout)."""
+        """Poll until at least `accepted` more executions are final than `base` and
+        the count has stopped moving (a closed-loop engine stops counting the
+        requests still in flight at its end, which the server did accept)."""
         deadline = time.monotonic() + timeout
         final = self.final() - base
-        last_change, last_final = time.perf_counter(), final
-        while final < accepted and time.monotonic() < deadline:
+        last_change = time.perf_counter()
+        steady = 0
+        while time.monotonic() < deadline and (final < accepted or steady < 3):
             time.sleep(0.1)
-            final = self.final() - base
-            if final != last_final:
-                last_change, last_final = time.perf_counter(), final
-        drained = last_change if final >= accepted else time.perf_counter()
-        seconds = max(drained - started, 1e-9)
+            now = self.final() - base
+            if now != final:
+                final, last_change, steady = now, time.perf_counter(), 0
+            else:
+                steady += 1
+        seconds = max(last_change - started, 1e-9)
         return LossCheck(
             workflow_key=",".join(self.keys),
             accepted=accepted,

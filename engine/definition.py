@@ -75,10 +75,33 @@ class AsyncResponse(StrictFrozen, frozen=True):
     body: Any = "ok"
 
 
+class SignatureConfig(StrictFrozen, frozen=True):
+    """Verify the provider's signature over the raw body (beyond NocoBase).
+
+    `secret` is one `{{$env.NAME}}` placeholder, or a list of them while a
+    secret rotates; the secret itself never appears in a definition."""
+
+    scheme: Literal["stripe", "github", "standard-webhooks", "hmac-sha256"]
+    secret: str | list[str]
+    tolerance: int = 300  # seconds a signed timestamp may be off (stripe)
+    header: str | None = None  # hmac-sha256: the header carrying the digest
+    encoding: Literal["hex", "base64"] = "hex"  # hmac-sha256
+    prefix: str = ""  # hmac-sha256: text before the digest, e.g. "sha256="
+
+
+class DedupeConfig(StrictFrozen, frozen=True):
+    """Answer a repeated delivery like the first and start no second execution."""
+
+    id: str  # a template over $context naming the event, e.g. {{$context.body.id}}
+    window: int = 86400  # seconds a delivery id is remembered
+
+
 class WebhookConfig(StrictFrozen, frozen=True):
     basicAuthentication: BasicAuthentication | bool | None = False
     request: RequestParsing = RequestParsing()
     response: AsyncResponse | None = None
+    signature: SignatureConfig | None = None
+    dedupe: DedupeConfig | None = None
 
 
 class Options(StrictFrozen, frozen=True):

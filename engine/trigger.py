@@ -14,7 +14,7 @@ from engine.paths import get_request_path, parse_request_path
 from engine.records import Reply
 from engine.scope import trigger_scope
 from engine.status import NAMES, Reason, Status
-from engine.templates import Renderer, compile_template
+from engine.templates import Renderer, Single, TemplateError, compile_template
 
 REDACTED_HEADERS = frozenset({"authorization", "cookie"})
 REDACTED = "[redacted]"
@@ -47,6 +47,42 @@ DEFAULT_ASYNC_REPLY = AsyncReply(200, (), compile_template("ok"))
 
 
 @dataclass(frozen=True, slots=True)
+class Signature:
+    """How to check a request's signature; the secrets resolve from `$env`."""
+
+    scheme: str
+    secrets: tuple[Renderer, ...]
+    tolerance: int
+    header: str  # lower-cased
+    encoding: str
+    prefix: str
+
+    def secret_values(self, env: Mapping[str, str]) -> list[str]:
+        scope = trigger_scope({}, env)
+        return [str(v) for r in self.secrets if (v := r.render(scope))]
+
+
+@dataclass(frozen=True, slots=True)
+class Dedupe:
+    id: Renderer
+    window: int
+
+    def event_id(self, context: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+        """The delivery's id, or None when the request carries none (no dedupe)."""
+        value = self.id.render(trigger_scope(context, env))
+        if value is None or value == "":
+            return None
+        return to_display_string(value)
+
+
+_SIGNATURE_HEADERS = {
+    "stripe": "stripe-signature",
+    "github": "x-hub-signature-256",
+    "standard-webhooks": "webhook-signature",
+}
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledTrigger:
     """A webhook workflow's request handling: credentials, mappings, async reply."""
 
@@ -54,6 +90,8 @@ class CompiledTrigger:
     query: tuple[FieldMapping, ...]
     body: tuple[FieldMapping, ...]
     reply: AsyncReply
+    signature: Signature | None = None
+    dedupe: Dedupe | None = None
 
     def build_context(
         self, headers: Mapping[str, str], query: dict[str, Any], body: Any
@@ -92,12 +130,74 @@ def compile_trigger(config: WebhookConfig) -> CompiledTrigger:
             tuple((h.name, compile_template(h.value)) for h in r.headers),
             compile_template(r.body),
         )
+    signature = None
+    if config.signature is not None:
+        sig = config.signature
+        secrets = [sig.secret] if isinstance(sig.secret, str) else sig.secret
+        signature = Signature(
+            scheme=sig.scheme,
+            secrets=tuple(compile_template(s) for s in secrets),
+            tolerance=sig.tolerance,
+            header=(sig.header or _SIGNATURE_HEADERS.get(sig.scheme, "")).lower(),
+            encoding=sig.encoding,
+            prefix=sig.prefix,
+        )
+    dedupe = None
+    if config.dedupe is not None:
+        dedupe = Dedupe(compile_template(config.dedupe.id), config.dedupe.window)
     return CompiledTrigger(
         credentials,
         tuple(_mapping(f) for f in config.request.query),
         tuple(_mapping(f) for f in config.request.body),
         reply,
+        signature,
+        dedupe,
     )
+
+
+def security_problems(config: WebhookConfig) -> list[str]:
+    """Definition errors of `config.signature` and `config.dedupe`."""
+    problems: list[str] = []
+    sig = config.signature
+    if sig is not None:
+        secrets = [sig.secret] if isinstance(sig.secret, str) else sig.secret
+        if not secrets:
+            problems.append("config.signature.secret: give at least one secret")
+        for i, secret in enumerate(secrets):
+            where = "config.signature.secret" + (f"[{i}]" if isinstance(sig.secret, list) else "")
+            try:
+                renderer = compile_template(secret)
+            except TemplateError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            if not (
+                isinstance(renderer, Single)
+                and renderer.placeholder.segments[0] == "$env"
+                and len(renderer.placeholder.segments) == 2
+            ):
+                problems.append(
+                    f"{where}: must be one {{{{$env.NAME}}}} placeholder; keep the secret in "
+                    "the environment (RAYHOOK_ENV_NAME), never in the definition"
+                )
+        if sig.scheme == "hmac-sha256" and not sig.header:
+            problems.append("config.signature.header: hmac-sha256 needs the header name")
+        if sig.tolerance <= 0:
+            problems.append("config.signature.tolerance: must be a number of seconds above 0")
+    dedupe = config.dedupe
+    if dedupe is not None:
+        try:
+            renderer = compile_template(dedupe.id)
+        except TemplateError as exc:
+            problems.append(f"config.dedupe.id: {exc}")
+        else:
+            roots = {ph.segments[0] for ph in renderer.placeholders}
+            if not renderer.placeholders or roots - {"$context"}:
+                problems.append(
+                    "config.dedupe.id: must be built from $context, e.g. {{$context.body.id}}"
+                )
+        if dedupe.window <= 0:
+            problems.append("config.dedupe.window: must be a number of seconds above 0")
+    return problems
 
 
 def _mapping(field: MappedField) -> FieldMapping:

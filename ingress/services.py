@@ -14,6 +14,7 @@ from engine.settings import Settings
 from ingress.routes import RouteTable
 from store.batching import PipelineBatcher
 from store.connection import connect, load_scripts
+from store.deliveries import Deliveries
 from store.executions import ExecutionLog
 from store.inbox import Inbox
 from store.keys import Keys
@@ -31,6 +32,7 @@ class Services:
         self.workflows = WorkflowStore(self.redis, self.keys)
         self.inbox = Inbox(self.redis, self.keys, self.batcher)
         self.executions = ExecutionLog(self.redis, self.keys, self.batcher)
+        self.deliveries = Deliveries(self.redis, self.keys, self.batcher)
         self.routes = RouteTable(self.redis, self.keys, self.workflows)
         self.router = Router(settings)
 

@@ -1,7 +1,9 @@
 """`POST /api/webhook:trigger/<key>` (SPEC §2): the hot path.
 
 Checks run in the order of the SPEC table: route (404), method (405), Basic auth
-(401), media type (415), size (413), JSON and depth (400). An async event is
+(401), media type (415), size (413), then the signature over the raw bytes (401)
+and JSON and depth (400). A repeated delivery (`config.dedupe`) gets the first
+delivery's reply and starts nothing. An async event is
 answered only after Redis stored it (group-committed with the other requests of
 the same loop turn); a sync one waits for its execution's reply."""
 
@@ -24,10 +26,15 @@ from ingress.errors import error_body
 from ingress.querystring import parse_query_string
 from ingress.routes import Route
 from ingress.services import Services
-from store.inbox import NotEnabled, StaleRoute
+from ingress.signatures import verify
+from store.deliveries import digest
+from store.inbox import Duplicate, NotEnabled, StaleRoute
 
 EXECUTION_HEADER = "X-Rayhook-Execution"
+SIGNATURE_CHALLENGE = 'Signature realm="rayhook"'
 _encode = msgspec.json.Encoder().encode
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder(Reply).decode
 #: Extra wait beyond `options.timeout` before the ingress gives up on the executor.
 SYNC_GRACE_SECONDS = 10.0
 
@@ -40,29 +47,45 @@ class WebhookResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         route = await self._route(key)
         _authenticate(req, route)
-        body: Any = {}
+        raw = b""
         if has_body(req):
             if not is_json_media(req.content_type):
                 raise falcon.HTTPUnsupportedMediaType(
                     description="the body must be JSON (Content-Type: application/json)"
                 )
-            data = await read_body(req, self.settings.max_body_bytes)
-            body = decode_json(data, self.settings.max_json_depth)
+            raw = await read_body(req, self.settings.max_body_bytes)
+        self._verify(req, route, raw)
+        body: Any = decode_json(raw, self.settings.max_json_depth) if raw else {}
         query = parse_query_string(req.query_string)
         if route.sync:
-            reply = await self._run_sync(route, _event(req, route, query, body))
+            reply = await self._run_sync(req, route, query, body, raw)
         else:
-            reply = await self._accept(req, route, query, body)
+            reply = await self._accept(req, route, query, body, raw)
         write_reply(resp, reply)
 
+    def _verify(self, req: falcon.asgi.Request, route: Route, raw: bytes) -> None:
+        """The signature, over the raw bytes, before anything parses them."""
+        signature = route.trigger.signature
+        if signature is not None and not verify(
+            signature, req.headers_lower, raw, self.settings.env
+        ):
+            raise falcon.HTTPUnauthorized(
+                description="invalid or missing signature", challenges=[SIGNATURE_CHALLENGE]
+            )
+
     async def _accept(
-        self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any
+        self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
     ) -> Reply:
         """Store the event, then build the configured reply."""
         for _attempt in range(2):
             event = _event(req, route, query, body)
+            dedupe = self._dedupe(route, event)
             try:
-                await self.services.inbox.add(event)
+                await self.services.inbox.add(event, dedupe)
+            except Duplicate as repeat:  # answered like the first, nothing queued
+                reply = route.trigger.reply.render(event.context, self.settings.env)
+                reply.executionId = repeat.execution_id
+                return reply
             except NotEnabled:
                 self.services.routes.forget(route.key)
                 raise falcon.HTTPNotFound(
@@ -71,8 +94,9 @@ class WebhookResource:
             except StaleRoute:  # another version was enabled meanwhile: serve with it
                 route = await self._route(route.key, fresh=True)
                 _authenticate(req, route)
+                self._verify(req, route, raw)
                 if route.sync:
-                    return await self._run_sync(route, _event(req, route, query, body))
+                    return await self._run_sync(req, route, query, body, raw)
                 continue
             except (RedisError, OSError):
                 raise falcon.HTTPServiceUnavailable(
@@ -82,6 +106,14 @@ class WebhookResource:
             reply.executionId = event.id
             return reply
         raise falcon.HTTPServiceUnavailable(description="the workflow is changing; retry")
+
+    def _dedupe(self, route: Route, event: TriggerEvent) -> tuple[str, int] | None:
+        """(digest of the delivery's id, window) when the workflow deduplicates."""
+        dedupe = route.trigger.dedupe
+        if dedupe is None:
+            return None
+        event_id = dedupe.event_id(event.context, self.settings.env)
+        return None if event_id is None else (digest(event_id), dedupe.window)
 
     async def _route(self, key: str, fresh: bool = False) -> Route:
         routes = self.services.routes
@@ -97,7 +129,51 @@ class WebhookResource:
             raise falcon.HTTPNotFound(description=f"no enabled workflow with key {key!r}")
         return route
 
-    async def _run_sync(self, route: Route, event: TriggerEvent) -> Reply:
+    async def _run_sync(
+        self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
+    ) -> Reply:
+        event = _event(req, route, query, body)
+        dedupe = self._dedupe(route, event)
+        if dedupe is None:
+            return await self._call(route, event)
+        deliveries = self.services.deliveries
+        event_digest, window = dedupe
+        try:
+            first = await deliveries.claim(route.key, event_digest, event.id, window)
+        except (RedisError, OSError):
+            raise falcon.HTTPServiceUnavailable(
+                description="the event store is unavailable; retry later"
+            ) from None
+        if first is not None:
+            return await self._first_reply(route, event_digest, first)
+        try:
+            reply = await self._call(route, event)
+        except falcon.HTTPError:
+            await deliveries.release(route.key, event_digest)
+            raise
+        if reply.status == 503:  # not served: let the provider's retry run it
+            await deliveries.release(route.key, event_digest)
+        else:
+            await deliveries.remember_reply(route.key, event_digest, _pack(reply), window)
+        return reply
+
+    async def _first_reply(self, route: Route, event_digest: str, first: str) -> Reply:
+        """A repeated sync delivery: the first delivery's stored reply, waiting for
+        it while the first one still runs."""
+        limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else 30.0
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            stored = await self.services.deliveries.reply(route.key, event_digest)
+            if stored is not None:
+                return _unpack(stored)
+            await asyncio.sleep(0.05)
+        return Reply(
+            status=503,
+            message="a delivery with the same id is still being processed; retry later",
+            executionId=first,
+        )
+
+    async def _call(self, route: Route, event: TriggerEvent) -> Reply:
         limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else None
         try:
             return await asyncio.wait_for(self.services.router.run_sync(event), limit)

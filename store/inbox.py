@@ -34,6 +34,14 @@ class NotEnabled(Exception):
     """The workflow key has no enabled version (any more)."""
 
 
+class Duplicate(Exception):
+    """A repeated delivery of an event id inside the dedupe window."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(execution_id)
+        self.execution_id = execution_id
+
+
 class StaleRoute(Exception):
     """Another version is enabled now; `version_id` is the one to route to."""
 
@@ -67,20 +75,31 @@ class Inbox:
         self.keys = keys
         self.batcher = batcher
 
-    async def add(self, event: TriggerEvent) -> str:
+    async def add(self, event: TriggerEvent, dedupe: tuple[str, int] | None = None) -> str:
         """Store an event durably (group-committed); its entry id.
 
-        Raises `NotEnabled` / `StaleRoute` when the routed version is not the
-        enabled one, and redis errors when the store is unavailable."""
+        With `dedupe` (digest of the event id, window in seconds) a repeated
+        delivery raises `Duplicate` instead. Raises `NotEnabled` / `StaleRoute`
+        when the routed version is not the enabled one, and redis errors when the
+        store is unavailable."""
+        digest, window = dedupe or ("", 0)
         status, value = await self.batcher.submit_script(
             INBOX_ADD,
-            [self.keys.enabled, self.keys.inbox(event.key)],
-            [event.key, str(event.workflowId), _encode(event)],
+            [self.keys.enabled, self.keys.inbox(event.key), self.keys.dedupe(event.key, digest)],
+            [
+                event.key,
+                str(event.workflowId),
+                _encode(event),
+                str(window) if dedupe else "",
+                event.id,
+            ],
         )
         if status == 1:
             return value.decode()
         if status == 0:
             raise NotEnabled(event.key)
+        if status == 2:
+            raise Duplicate(value.decode())
         raise StaleRoute(int(value))
 
     async def ensure_group(self, key: str) -> None:

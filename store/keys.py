@@ -61,6 +61,12 @@ class Keys:
     def inbox(self, key: str) -> str:
         return f"{self.ns}:inbox:{key}"
 
+    def dedupe(self, key: str, digest: str) -> str:
+        return f"{self.ns}:dedupe:{key}:{digest}"
+
+    def dedupe_reply(self, key: str, digest: str) -> str:
+        return f"{self.ns}:dedupe:{key}:{digest}:reply"
+
     def execution(self, execution_id: str) -> str:
         return f"{self.ns}:exec:{execution_id}"
 

@@ -1,8 +1,11 @@
 -- Accept an async event only while its workflow version is the enabled one, so a
--- stale route cache can never queue an event that no supervisor will drain.
--- KEYS[1] enabled hash, KEYS[2] inbox stream
--- ARGV[1] workflow key, ARGV[2] version id the ingress routed to, ARGV[3] payload
--- Returns {1, entry id} | {0, ""} (no enabled version) | {-1, enabled id} (stale route)
+-- stale route cache can never queue an event that no supervisor will drain; with
+-- deduplication, only the first delivery of an event id is queued.
+-- KEYS[1] enabled hash, KEYS[2] inbox stream, KEYS[3] dedupe key (any key without)
+-- ARGV[1] workflow key, ARGV[2] version id the ingress routed to, ARGV[3] payload,
+-- ARGV[4] dedupe window in seconds or '', ARGV[5] the event's execution id
+-- Returns {1, entry id} | {0, ""} (no enabled version) | {-1, enabled id} (stale
+-- route) | {2, first execution id} (a repeated delivery)
 local enabled = redis.call('HGET', KEYS[1], ARGV[1])
 if not enabled then
   return {0, ''}
@@ -10,4 +13,14 @@ end
 if enabled ~= ARGV[2] then
   return {-1, enabled}
 end
-return {1, redis.call('XADD', KEYS[2], '*', 'e', ARGV[3])}
+if ARGV[4] ~= '' then
+  local first = redis.call('GET', KEYS[3])
+  if first then
+    return {2, first}
+  end
+end
+local entry = redis.call('XADD', KEYS[2], '*', 'e', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[4])
+end
+return {1, entry}

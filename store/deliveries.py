@@ -1,0 +1,47 @@
+"""Deduplication of sync deliveries: the first delivery of an event id claims
+it and stores its reply; a repeat gets that reply. (Async deliveries are
+deduplicated inside the inbox's own script, atomically with the XADD.)"""
+
+from __future__ import annotations
+
+import hashlib
+
+import redis.asyncio as aioredis
+
+from store.batching import PipelineBatcher
+from store.keys import Keys
+
+
+def digest(event_id: str) -> str:
+    """A fixed-size key part for any event id a provider may send."""
+    return hashlib.sha256(event_id.encode()).hexdigest()[:32]
+
+
+class Deliveries:
+    def __init__(self, client: aioredis.Redis, keys: Keys, batcher: PipelineBatcher) -> None:
+        self.client = client
+        self.keys = keys
+        self.batcher = batcher
+
+    async def claim(
+        self, key: str, event_digest: str, execution_id: str, window: int
+    ) -> str | None:
+        """None when this delivery is the first (it now owns the id); otherwise
+        the execution id of the first delivery."""
+        name = self.keys.dedupe(key, event_digest)
+        claimed = await self.batcher.submit("SET", name, execution_id, "NX", "EX", window)
+        if claimed:
+            return None
+        first = await self.client.get(name)
+        return first.decode() if first else None
+
+    async def remember_reply(self, key: str, event_digest: str, reply: bytes, window: int) -> None:
+        name = self.keys.dedupe_reply(key, event_digest)
+        await self.batcher.submit("SET", name, reply, "EX", window)
+
+    async def reply(self, key: str, event_digest: str) -> bytes | None:
+        return await self.client.get(self.keys.dedupe_reply(key, event_digest))
+
+    async def release(self, key: str, event_digest: str) -> None:
+        """Forget a claim whose delivery could not be served (so a retry runs)."""
+        await self.batcher.submit("DEL", self.keys.dedupe(key, event_digest))

@@ -32,6 +32,13 @@ def executor_index(execution_id: str, pool_size: int) -> int:
     return int.from_bytes(digest, "big") % pool_size
 
 
+def placement(settings: Settings) -> dict[str, float]:
+    """Actors take no CPU (they are I/O bound and many); with a custom resource
+    set, one unit of it pins them to the nodes that offer it (never the head or
+    the ingress pods; see docs/deploy.md)."""
+    return {settings.actor_resource: 1} if settings.actor_resource else {}
+
+
 def executor(settings: Settings, index: int) -> ActorHandle:
     from actors.executor import RemoteExecutionActor
 
@@ -44,6 +51,7 @@ def executor(settings: Settings, index: int) -> ActorHandle:
         max_task_retries=0,
         max_concurrency=MAX_CONCURRENCY,
         num_cpus=0,
+        resources=placement(settings),
     ).remote(settings, index)
     return cast(ActorHandle, handle)
 
@@ -64,6 +72,7 @@ def supervisor(settings: Settings, key: str) -> ActorHandle:
         max_task_retries=0,
         max_concurrency=64,
         num_cpus=0,
+        resources=placement(settings),
     ).remote(settings, key)
     return cast(ActorHandle, handle)
 

@@ -65,10 +65,7 @@ KUBERAY_API = "ray.io/v1"
 
 # Settings the manifests set before the code reads them, with who wires them.
 # A name leaves this table by itself once the code reads it.
-PENDING_SETTINGS = {
-    "RAYHOOK_ACTOR_RESOURCE": "actors/pool.py must request 1 unit of this custom resource "
-    "(engine/settings.py setting; docs/deploy.md, 'Custom resources')",
-}
+PENDING_SETTINGS: dict[str, str] = {}
 
 # Secrets the cluster provides itself, not rayhook's operators.
 EXTERNAL_SECRETS = {"rayhook-tls": "the Ingress certificate (e.g. cert-manager)"}

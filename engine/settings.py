@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import msgspec
 
 ENV_PREFIX = "RAYHOOK_ENV_"
+SQL_PREFIX = "RAYHOOK_SQL_"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,8 +25,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     [RAYHOOK_MAX_BODY_BYTES], max_json_depth [RAYHOOK_MAX_JSON_DEPTH], executors
     [RAYHOOK_EXECUTORS] (execution actors in the pool), inbox_batch
     [RAYHOOK_INBOX_BATCH], max_inflight [RAYHOOK_MAX_INFLIGHT] (executions a
-    supervisor runs at once), public_url [RAYHOOK_PUBLIC_URL] (base of
-    `webhookUrl`), env (`$env`: every RAYHOOK_ENV_<NAME>=value as NAME).
+    supervisor runs at once), actor_resource [RAYHOOK_ACTOR_RESOURCE] (a Ray
+    custom resource every rayhook actor takes one unit of, which keeps actors on
+    the nodes that offer it), public_url [RAYHOOK_PUBLIC_URL] (base of
+    `webhookUrl`), env (`$env`: every RAYHOOK_ENV_<NAME>=value as NAME),
+    request_allow [RAYHOOK_REQUEST_ALLOW] (hosts and CIDRs the request node may
+    reach even when private, comma-separated), request_deny_private
+    [RAYHOOK_REQUEST_DENY_PRIVATE] (refuse private and loopback addresses that
+    are not allowed; default true), sql_sources (the sql node's data sources:
+    every RAYHOOK_SQL_<NAME>=postgresql://... as the lower-cased name; `main` is
+    the default).
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -40,8 +49,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     executors: int = 2
     inbox_batch: int = 100
     max_inflight: int = 2000
+    loop_limit: int = 10000  # RAYHOOK_LOOP_LIMIT: iterations a loop node may run; 0 = none
     public_url: str | None = None
+    actor_resource: str | None = None
     env: dict[str, str] = {}
+    request_allow: tuple[str, ...] = ()
+    request_deny_private: bool = True
+    sql_sources: dict[str, str] = {}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +74,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             executors=max(1, int(e.get("RAYHOOK_EXECUTORS") or d.executors)),
             inbox_batch=max(1, int(e.get("RAYHOOK_INBOX_BATCH") or d.inbox_batch)),
             max_inflight=max(1, int(e.get("RAYHOOK_MAX_INFLIGHT") or d.max_inflight)),
+            loop_limit=max(0, int(e.get("RAYHOOK_LOOP_LIMIT") or d.loop_limit)),
             public_url=e.get("RAYHOOK_PUBLIC_URL") or None,
+            actor_resource=e.get("RAYHOOK_ACTOR_RESOURCE") or None,
             env={k[len(ENV_PREFIX) :]: v for k, v in e.items() if k.startswith(ENV_PREFIX)},
+            request_allow=tuple(
+                entry.strip().lower()
+                for entry in (e.get("RAYHOOK_REQUEST_ALLOW") or "").split(",")
+                if entry.strip()
+            ),
+            request_deny_private=_flag(e.get("RAYHOOK_REQUEST_DENY_PRIVATE"), default=True),
+            sql_sources={
+                k[len(SQL_PREFIX) :].lower(): v
+                for k, v in e.items()
+                if k.startswith(SQL_PREFIX) and len(k) > len(SQL_PREFIX) and v
+            },
         )
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    """An on/off environment variable: 0/false/no/off (any case) is off."""
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() not in {"0", "false", "no", "off"}

@@ -249,6 +249,7 @@ class ExecutionActor:
             status=Status.STARTED,
             context=event.context,
             manually=event.manually,
+            replayOf=event.replayOf,
             createdAt=_from_ms(event.createdAt),
             startedAt=now(),
         )
@@ -326,6 +327,14 @@ class ExecutionActor:
                 if time.monotonic() > deadline:
                     raise StoreUnavailable("the execution log is unavailable; retry later") from exc
                 await asyncio.sleep(0.2)
+            except (ValueError, TypeError, RecursionError) as exc:
+                # A result that cannot be encoded must not make the run unrecordable
+                # (it would run again, repeating its effects): record it as ERROR.
+                log.error("execution %s: results could not be stored: %s", execution.id, exc)
+                execution.status, execution.output = Status.ERROR, None
+                execution.error = f"its results could not be stored ({type(exc).__name__})"
+                for job in jobs:
+                    job.result = None
         if final:
             self._finished[execution.id] = msgspec.structs.replace(
                 execution, context=None, output=None

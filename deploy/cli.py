@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     execs.add_argument("--page-size", type=int, default=20)
     _server_args(execs)
 
+    replay = commands.add_parser(
+        "replay", help="run an execution's context again (current version)"
+    )
+    replay.add_argument("execution_id")
+    _server_args(replay)
+
     parse = commands.add_parser("parse", help="paths of a sample URL query or JSON body")
     parse.add_argument("sample", help="a URL / query string, or JSON text")
 
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "executions": _executions,
         "parse": _parse,
         "bench": _bench,
+        "replay": _replay,
     }
     try:
         return handler[args.command](args)
@@ -205,6 +212,19 @@ def _executions(args: argparse.Namespace) -> int:
         if e.get("reason"):
             status += f" ({e['reason']})"
         print(f"{e['id']:<34}{e['workflowId']:>8}  {status:<14}{e['createdAt']}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    client = AdminClient.from_args(args)
+    payload = client.call("POST", "executions:replay", params={"filterByTk": args.execution_id})
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    run = payload["data"]["execution"]
+    print(
+        f"{run['id']}  {NAMES.get(run['status'], run['status'])}  (replay of {args.execution_id})"
+    )
     return 0
 
 

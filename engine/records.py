@@ -45,6 +45,7 @@ class TriggerEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     createdAt: float
     manually: bool = False
     entry: str | None = None
+    replayOf: str | None = None  # the execution whose context this one replays
 
 
 class Job(msgspec.Struct, kw_only=True):
@@ -74,6 +75,7 @@ class Execution(msgspec.Struct, kw_only=True):
     output: Any = None
     error: str | None = None  # why the engine could not run it (not a node's failure)
     manually: bool = False
+    replayOf: str | None = None
     createdAt: datetime
     startedAt: datetime | None = None
     finishedAt: datetime | None = None

@@ -21,11 +21,16 @@ from store.keys import INBOX_GROUP, Keys
 
 
 def _enc_hook(obj: Any) -> Any:
+    """JSON for what nodes may leave in results besides JSON values. Anything else
+    is stored as its text: a result must never make an execution unrecordable
+    (it would be run again, repeating its effects)."""
     if isinstance(obj, datetime):
         return iso_datetime(obj)
     if isinstance(obj, bytes | bytearray):
         return obj.decode("utf-8", "replace")
-    raise NotImplementedError(f"cannot store {type(obj).__name__}")
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    return str(obj)
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)

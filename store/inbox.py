@@ -169,6 +169,22 @@ class Inbox:
             pipe.xdel(stream, *entry_ids)
             await pipe.execute()
 
+    async def find(self, execution_id: str) -> Entry | None:
+        """The inbox entry of an execution not started yet (scans every inbox:
+        an admin operation, proportional to the backlog)."""
+        async for stream in self.client.scan_iter(match=self.keys.inbox("*"), count=1000):
+            start = "-"
+            while True:
+                items = await self.client.xrange(stream, min=start, max="+", count=1000)
+                for entry_id, fields in items:
+                    entry = _entry(entry_id, fields)
+                    if entry.execution_id == execution_id:
+                        return entry
+                if len(items) < 1000:
+                    break
+                start = "(" + items[-1][0].decode()
+        return None
+
     async def backlog(self, key: str) -> int:
         """Entries not yet final: unread plus pending (the stream keeps no others)."""
         return int(await self.client.xlen(self.keys.inbox(key)))

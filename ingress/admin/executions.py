@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon
 import falcon.asgi
 import msgspec
+from redis.exceptions import RedisError
 
 from actors.router import Unavailable
-from engine.records import Execution
+from engine.records import Execution, TriggerEvent, new_execution_id, now
 from engine.status import Reason, Status, is_final
 from ingress.admin.common import (
     AdminResource,
@@ -20,6 +23,7 @@ from ingress.admin.common import (
     reply,
 )
 from ingress.services import Services
+from store.inbox import NotEnabled, StaleRoute
 
 
 class ExecutionSummary(msgspec.Struct, kw_only=True):
@@ -32,6 +36,7 @@ class ExecutionSummary(msgspec.Struct, kw_only=True):
     reason: str | None
     error: str | None
     manually: bool
+    replayOf: str | None
     createdAt: Any
     startedAt: Any
     finishedAt: Any
@@ -46,6 +51,7 @@ def summary(execution: Execution) -> ExecutionSummary:
         reason=execution.reason,
         error=execution.error,
         manually=execution.manually,
+        replayOf=execution.replayOf,
         createdAt=execution.createdAt,
         startedAt=execution.startedAt,
         finishedAt=execution.finishedAt,
@@ -95,27 +101,98 @@ class Get(AdminResource):
 
 
 class Cancel(AdminResource):
-    """Abort a running execution (NocoBase: ABORTED with reason manual_cancel)."""
+    """Abort an execution that has not finished (NocoBase: ABORTED, reason
+    manual_cancel): running in an executor, left over by a crash, or still
+    queued in its workflow's inbox (it is then acknowledged, never run)."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         execution_id = filter_by_tk(req)
         log = self.services.executions
         execution = await log.get(execution_id)
-        if execution is None:
-            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
-        if is_final(execution.status):
+        if execution is not None and is_final(execution.status):
             raise falcon.HTTPBadRequest(description="the execution has already finished")
         try:
-            canceled = await self.services.router.cancel(execution_id)
+            running = await self.services.router.cancel(execution_id)
         except Unavailable:
             raise falcon.HTTPServiceUnavailable(description="executor unavailable; retry") from None
-        if not canceled:
-            # Not running anywhere (its executor restarted): record the abort; the
-            # supervisor then acknowledges its inbox entry instead of re-running it.
+        if not running:
+            if execution is None:
+                execution = await self._queued(execution_id)
             execution.status, execution.reason = Status.ABORTED, Reason.MANUAL_CANCEL
+            execution.finishedAt = now()
             await log.save(execution)
-        execution = await log.get(execution_id) or execution
-        reply(resp, summary(execution))
+        stored = await log.get(execution_id)
+        if stored is None:
+            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+        reply(resp, summary(stored))
+
+    async def _queued(self, execution_id: str) -> Execution:
+        entry = await self.services.inbox.find(execution_id)
+        event = entry.event if entry is not None else None
+        if event is None:
+            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+        return Execution(
+            id=event.id,
+            key=event.key,
+            workflowId=event.workflowId,
+            status=None,
+            context=event.context,
+            manually=event.manually,
+            replayOf=event.replayOf,
+            createdAt=datetime.fromtimestamp(event.createdAt / 1000, UTC),
+        )
+
+
+class Replay(AdminResource):
+    """Run an execution's trigger context again, on the workflow's current
+    version, as a new execution (`replayOf` names the original)."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        execution_id = filter_by_tk(req)
+        original = await self.services.executions.get(execution_id)
+        if original is None:
+            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+        version = await self.services.workflows.enabled_version(original.key)
+        if version is None:
+            raise falcon.HTTPBadRequest(
+                description=f"workflow {original.key!r} has no enabled version to replay on"
+            )
+        event = TriggerEvent(
+            id=new_execution_id(),
+            key=original.key,
+            workflowId=version.id,
+            context=original.context or {},
+            createdAt=time.time() * 1000,
+            replayOf=original.id,
+        )
+        if version.sync:
+            try:
+                execution = await self.services.router.run_manual(event)
+            except Unavailable:
+                raise falcon.HTTPServiceUnavailable(
+                    description="the execution service is unavailable; retry later"
+                ) from None
+            reply(
+                resp,
+                {
+                    "execution": {"id": execution.id, "status": execution.status},
+                    "replayOf": original.id,
+                },
+            )
+            return
+        try:
+            await self.services.inbox.add(event)
+        except (NotEnabled, StaleRoute):
+            raise falcon.HTTPConflict(description="the workflow changed; retry") from None
+        except (RedisError, OSError):
+            raise falcon.HTTPServiceUnavailable(
+                description="the event store is unavailable; retry later"
+            ) from None
+        reply(
+            resp,
+            {"execution": {"id": event.id, "status": None}, "replayOf": original.id},
+            status=202,
+        )
 
 
 class JobGet(AdminResource):
@@ -145,7 +222,7 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/api/executions:list", List(services)),
         ("/api/executions:get", Get(services)),
         ("/api/executions:cancel", Cancel(services)),
-        ("/api/executions:replay", NotYet(services, "executions:replay")),
+        ("/api/executions:replay", Replay(services)),
         ("/api/jobs:get", JobGet(services)),
         ("/api/jobs:resume", NotYet(services, "jobs:resume (manual nodes)")),
     ]

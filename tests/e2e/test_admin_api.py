@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import redis
+
+from tests.conftest import REDIS_URL
 from tests.e2e.conftest import Server
 from tests.e2e.workflows import async_echo, seed_example
 
@@ -282,7 +285,7 @@ def test_parse_url_and_json_paths(server: Server) -> None:
 
 
 def test_not_yet_available_actions_say_so(server: Server) -> None:
-    for action in ("executions:replay", "jobs:resume"):
+    for action in ("jobs:resume",):
         reply = server.admin.post(f"/api/{action}", params={"filterByTk": "x"})
         assert reply.status_code == 501
         assert "not available" in reply.json()["errors"][0]["message"]
@@ -305,3 +308,74 @@ def _wait_for_body(server: Server, key: str, expected: dict):  # type: ignore[no
             return reply
         assert time.monotonic() < deadline, reply.text
         time.sleep(0.05)
+
+
+def test_replay_runs_the_same_context_on_the_current_version(server: Server) -> None:
+    v1 = server.create(async_echo())
+    first = server.hook(v1["key"], {"amount": 500})
+    original = server.wait_final(first.headers["x-rayhook-execution"])
+    v2 = server.admin.post("/api/workflows:revision", params={"filterByTk": v1["id"]}).json()[
+        "data"
+    ]
+    server.created.append(v2["id"])
+    server.admin.post(
+        "/api/workflows:update", params={"filterByTk": v2["id"]}, json={"enabled": True}
+    )
+    reply = server.admin.post("/api/executions:replay", params={"filterByTk": original["id"]})
+    assert reply.status_code == 202, reply.text
+    data = reply.json()["data"]
+    assert data["replayOf"] == original["id"] and data["execution"]["status"] is None
+    replayed = server.wait_final(data["execution"]["id"])
+    assert replayed["replayOf"] == original["id"]
+    assert replayed["workflowId"] == v2["id"]
+    assert replayed["context"] == original["context"]
+    assert replayed["output"] == original["output"] == {"amount": 500, "big": True}
+    assert (
+        server.admin.post("/api/executions:replay", params={"filterByTk": "missing"}).status_code
+        == 404
+    )
+
+
+def test_replay_of_a_sync_execution_runs_and_reports_its_status(server: Server) -> None:
+    version = server.create(seed_example())
+    first = server.hook(version["key"], {"status": "paid", "order": "R-1"})
+    reply = server.admin.post(
+        "/api/executions:replay", params={"filterByTk": first.headers["x-rayhook-execution"]}
+    )
+    assert reply.status_code == 200
+    run = reply.json()["data"]["execution"]
+    assert run["status"] == 1
+    replayed = server.execution(run["id"])
+    assert replayed is not None
+    assert replayed["jobs"][-1]["result"]["body"] == {"ok": True, "order": "R-1"}
+
+
+def test_cancel_a_queued_execution_before_it_runs(make_server) -> None:  # type: ignore[no-untyped-def]
+    # One execution at a time, the first one slow: the next one waits in the inbox.
+    server = make_server(RAYHOOK_MAX_INFLIGHT="1")
+    nodes = [
+        {
+            "key": f"c{i}",
+            "type": "calculation",
+            "config": {"engine": "math.js", "expression": "sum({{$context.body.xs}})"},
+        }
+        for i in range(150)
+    ]
+    version = server.create({"sync": False, "enabled": True, "nodes": nodes})
+    slow = server.hook(version["key"], {"xs": list(range(50_000))})
+    queued = server.hook(version["key"], {"xs": [1]})
+    queued_id = queued.headers["x-rayhook-execution"]
+    cancel = server.admin.post("/api/executions:cancel", params={"filterByTk": queued_id})
+    assert cancel.status_code == 200, cancel.text
+    assert (cancel.json()["data"]["status"], cancel.json()["data"]["reason"]) == (
+        -3,
+        "manual_cancel",
+    )
+    server.wait_final(slow.headers["x-rayhook-execution"], timeout=60)
+    inbox = redis.Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + 30
+    while inbox.xlen(f"{server.namespace}:inbox:{version['key']}") > 0:  # acked, never run
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    execution = server.execution(queued_id)
+    assert execution is not None and execution["status"] == -3 and execution["jobs"] == []

@@ -99,3 +99,19 @@ def test_parse_prints_paths() -> None:
         cwd=ROOT,
     )
     assert result.stdout.split() == ["query", "query[0]", "query[0].a"]
+
+
+def test_replay_prints_the_new_execution(server: Server) -> None:
+    version = server.create(
+        {
+            "sync": True,
+            "enabled": True,
+            "nodes": [{"key": "o", "type": "output", "config": {"value": "{{$context.body.n}}"}}],
+        }
+    )
+    first = server.hook(version["key"], {"n": 3}).headers["x-rayhook-execution"]
+    result = rayhook(server, "replay", first)
+    assert result.returncode == 0, result.stderr
+    new_id, status = result.stdout.split()[:2]
+    assert new_id != first and status == "RESOLVED"
+    assert f"replay of {first}" in result.stdout

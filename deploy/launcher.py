@@ -132,7 +132,7 @@ class LocalStack:
             [
                 sys.executable,
                 "-m",
-                "deploy.ray_head",
+                "deploy.ray_node",
                 "--head",
                 "--block",
                 f"--port={gcs}",

@@ -5,7 +5,9 @@
 #
 #   1. Starts the Ray node in the background: KubeRay's generated command
 #      ($KUBERAY_GEN_RAY_START_CMD, which carries --block), or, outside KubeRay,
-#      `ray start --address=$RAY_HEAD_ADDRESS --num-cpus=0 --resources={"ingress": 1}`.
+#      `python -m deploy.ray_node --address=$RAY_HEAD_ADDRESS --num-cpus=0
+#      --resources={"ingress": 1} $RAYHOOK_RAY_START_ARGS` (`ray start` that can
+#      also join a loopback-only cluster on one machine, as the tests do).
 #   2. Waits until the local raylet is up ("Ray runtime started." and the address
 #      file that `ray.init(address="auto")` reads).
 #   3. Starts gunicorn (`-c python:deploy.gunicorn_conf ingress.asgi:app`); each
@@ -17,7 +19,9 @@
 #      gone must not keep answering /healthz.
 #
 # Environment: KUBERAY_GEN_RAY_START_CMD (set by KubeRay), RAY_HEAD_ADDRESS
-# (host:port of the GCS when not under KubeRay), RAYHOOK_RAY_START_TIMEOUT
+# (host:port of the GCS when not under KubeRay), RAYHOOK_RAY_START_ARGS (more
+# `ray start` options there, e.g. --node-ip-address), RAYHOOK_PYTHON (the
+# interpreter with rayhook installed, default python3), RAYHOOK_RAY_START_TIMEOUT
 # (seconds to wait for the raylet, default 120), RAY_TMPDIR / TMPDIR (Ray's temp
 # folder, default /tmp). gunicorn reads the RAYHOOK_* settings itself.
 set -Eeuo pipefail
@@ -37,8 +41,9 @@ if [[ -n "${KUBERAY_GEN_RAY_START_CMD:-}" ]]; then
     start_cmd="${KUBERAY_GEN_RAY_START_CMD}"
     [[ "${start_cmd}" == *"--block"* ]] || start_cmd="${start_cmd} --block"
 elif [[ -n "${RAY_HEAD_ADDRESS:-}" ]]; then
-    start_cmd="ray start --address=${RAY_HEAD_ADDRESS} --num-cpus=0"
-    start_cmd+=" --resources='{\"ingress\": 1}' --disable-usage-stats --block"
+    start_cmd="${RAYHOOK_PYTHON:-python3} -m deploy.ray_node --address=${RAY_HEAD_ADDRESS}"
+    start_cmd+=" --num-cpus=0 --resources='{\"ingress\": 1}' --disable-usage-stats --block"
+    start_cmd+=" ${RAYHOOK_RAY_START_ARGS:-}"
 else
     log "set KUBERAY_GEN_RAY_START_CMD (KubeRay does) or RAY_HEAD_ADDRESS=host:port"
     exit 64

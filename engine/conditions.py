@@ -18,7 +18,7 @@ from engine.jsvalues import truthy
 from engine.nodes.base import NodeError
 from engine.templates import Placeholder, TemplateError
 
-CONDITION_ENGINES = ("basic", "math.js")
+CONDITION_ENGINES = ("basic", "math.js", "formula.js")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ JobSink = Callable[[Job], None]
 
 #: How long the interpreter runs nodes before yielding to the event loop.
 SLICE_SECONDS = 0.002
+#: Loop iterations per loop node when neither the caller nor its settings say.
+DEFAULT_LOOP_LIMIT = 10_000
 
 
 class ExecutionExit(Exception):
@@ -51,9 +53,14 @@ class Interpreter:
         env: Mapping[str, str],
         sink: JobSink,
         effects: Effects | None = None,
+        loop_limit: int | None = None,
     ) -> None:
         self.workflow = workflow
         self._effects = effects
+        if loop_limit is None:  # the executor's settings reach us through its effects
+            loop_limit = getattr(getattr(effects, "settings", None), "loop_limit", None)
+        self._loop_limit = DEFAULT_LOOP_LIMIT if loop_limit is None else loop_limit
+        self._scopes: dict[str, Any] = {}
         self.execution = execution
         self.sink = sink
         self.reply: Reply | None = None
@@ -65,7 +72,7 @@ class Interpreter:
         self.scope: dict[str, Any] = {
             "$context": execution.context,
             "$jobsMapByNodeKey": self._results,
-            "$scopes": {},
+            "$scopes": self._scopes,
             "$system": SYSTEM,
             "$env": env,
         }
@@ -137,6 +144,16 @@ class Interpreter:
         job = self._new_job(target.key, target.type)
         job.status, job.result = Status.RESOLVED, value
         self.commit(job)
+
+    @property
+    def loop_limit(self) -> int:
+        return self._loop_limit
+
+    def set_scope(self, node_key: str, values: Mapping[str, Any]) -> None:
+        self._scopes[node_key] = values
+
+    def clear_scope(self, node_key: str) -> None:
+        self._scopes.pop(node_key, None)
 
     # -- for the caller -----------------------------------------------------------
 

@@ -23,7 +23,7 @@ from engine.nodes.base import CompiledNode, NodeError, WorkflowFacts
 from engine.scope import ROOTS, SYSTEM
 from engine.status import Status
 from engine.templates import Placeholder, TemplateError, compile_template
-from engine.trigger import CompiledTrigger, compile_trigger
+from engine.trigger import CompiledTrigger, compile_trigger, security_problems
 
 _STATUSES = frozenset(int(s) for s in Status)
 
@@ -174,8 +174,12 @@ def _compile_node(
         errors.append(f"{label}: config: {exc}")
         return None
     scopes = {a.key for a in ancestors if (i := REGISTRY.get(a.type)) and i.provides_scope}
-    for ph in [*template.placeholders, *instruction.placeholders(prepared)]:
-        problem = check_placeholder(ph, facts.node_types, scopes, ROOTS)
+    # A scope-providing node's own expressions (the loop's condition) see its scope too.
+    own = {node.key} if instruction.provides_scope else set()
+    checks = [(ph, scopes) for ph in template.placeholders]
+    checks += [(ph, scopes | own) for ph in instruction.placeholders(prepared)]
+    for ph, visible in checks:
+        problem = check_placeholder(ph, facts.node_types, visible, ROOTS)
         if problem:
             errors.append(f"{label}: config: {problem}")
     compiled = CompiledNode(
@@ -250,6 +254,7 @@ def _check_trigger(src: _Source) -> Iterator[str]:
                 problem = check_placeholder(ph, {}, set(), ("$context", "$system", "$env"))
                 if problem:
                     yield f"config.response: {problem} (no node has run before the async reply)"
+    yield from security_problems(config)
     options = src.options
     if options.timeout < 0:
         yield "options.timeout: must be 0 (no limit) or a number of milliseconds"

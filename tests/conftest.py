@@ -43,7 +43,7 @@ def ray_address() -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "deploy.ray_head",  # `ray start` without the parts rayhook does not use
+            "deploy.ray_node",  # `ray start` without the parts rayhook does not use
             "--head",
             "--block",
             f"--port={gcs}",

@@ -1,4 +1,4 @@
-"""Expression engines for condition/calculation nodes: `math.js` and `string`.
+"""Expression engines for condition/calculation nodes: `math.js`, `formula.js` and `string`.
 
 Like NocoBase's evaluators, each `{{ path }}` in an expression is first replaced
 by a placeholder (`$$0`, `$$1`, ...) bound to the value at that path; `string`
@@ -19,7 +19,7 @@ from engine.templates import Placeholder
 
 _EXPRESSION_PLACEHOLDER = re.compile(r"\{\{\s*([\w$.-]+)\s*\}\}")
 
-ENGINE_NAMES = ("math.js", "string")
+ENGINE_NAMES = ("math.js", "formula.js", "string")
 
 
 class ExpressionError(ValueError):
@@ -46,7 +46,7 @@ class CompiledExpression:
             return self.program.evaluate(dict(zip(self.names, values, strict=True)))
         except ExpressionError:
             raise
-        except ValueError as exc:  # the math.js module's own error type
+        except ValueError as exc:  # the math.js and formula.js modules' own error types
             raise ExpressionError(str(exc)) from exc
 
 
@@ -77,10 +77,12 @@ def compile_expression(engine: str, expression: str) -> CompiledExpression:
     names = tuple(keys.values())
     if engine == "string":
         return CompiledExpression(engine, tuple(placeholders), names, None, text)
+    from engine.expressions.formulajs import compile_formulajs
     from engine.expressions.mathjs import compile_mathjs
 
+    compile_program = compile_formulajs if engine == "formula.js" else compile_mathjs
     try:
-        program = compile_mathjs(rewritten)
+        program: _Program = compile_program(rewritten)
     except ValueError as exc:
         raise ExpressionError(str(exc)) from exc
     return CompiledExpression(engine, tuple(placeholders), names, program, rewritten)

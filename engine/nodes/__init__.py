@@ -3,10 +3,19 @@
 from engine.nodes import (
     calculation,
     condition,
+    date_calculation,
     end,
+    json_query,
+    json_variable_mapping,
+    loop,
+    mailer,
     multi_conditions,
     output,
+    parallel,
+    request,
     response,
+    script,
+    sql,
     variable,
     waiting,
 )
@@ -16,9 +25,18 @@ REGISTRY = NodeRegistry()
 REGISTRY.add(condition.Condition())
 REGISTRY.add(multi_conditions.MultiConditions())
 REGISTRY.add(calculation.Calculation())
+REGISTRY.add(loop.Loop())
+REGISTRY.add(parallel.Parallel())
+REGISTRY.add(date_calculation.DateCalculation())
+REGISTRY.add(json_query.JsonQuery())
+REGISTRY.add(json_variable_mapping.JsonVariableMapping())
 REGISTRY.add(variable.Variable())
 REGISTRY.add(end.End())
 REGISTRY.add(output.Output())
 REGISTRY.add(response.Response())
 REGISTRY.add(waiting.Delay())
 REGISTRY.add(waiting.Manual())
+REGISTRY.add(request.Request())
+REGISTRY.add(script.Script())
+REGISTRY.add(sql.Sql())
+REGISTRY.add(mailer.Mailer())

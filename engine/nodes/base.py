@@ -78,6 +78,17 @@ class RunContext(Protocol):
 
     def assign(self, node_key: str, value: Any) -> None: ...
 
+    @property
+    def loop_limit(self) -> int:
+        """Iterations a loop node may run (RAYHOOK_LOOP_LIMIT); 0 means no limit."""
+        ...
+
+    def set_scope(self, node_key: str, values: Mapping[str, Any]) -> None:
+        """Make `$scopes.<node_key>` read `values` (a loop around its body)."""
+
+    def clear_scope(self, node_key: str) -> None:
+        """Remove `$scopes.<node_key>` once the node's branches are done."""
+
 
 class Instruction:
     """A node type. Subclasses set the class attributes and override `run`."""

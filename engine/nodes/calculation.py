@@ -35,8 +35,6 @@ class Calculation(Instruction):
     def prepare(
         self, config: Config, facts: WorkflowFacts, branches: frozenset[str]
     ) -> CompiledExpression:
-        if config.engine == "formula.js":
-            raise NodeError("engine", 'engine "formula.js" is not supported; use math.js or string')
         try:
             return compile_expression(config.engine, config.expression)
         except ExpressionError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import ray
@@ -123,10 +124,15 @@ async def test_killed_supervisor_is_restarted_and_every_event_finishes_exactly_o
     # The same name answers, from a new process: its counters started from zero and
     # it never dispatched the event(s) already final at the kill.
     handle = pool.supervisor(settings, version.key)
-    stats = await eventually(
-        handle.stats.remote, lambda s: s["inflight"] == 0, what="no batch in flight"
-    )
-    assert stats["dispatched"] < MANY
+
+    async def stats() -> dict[str, Any]:
+        try:
+            return await handle.stats.remote()
+        except ray.exceptions.ActorUnavailableError:  # still restarting
+            return {"inflight": -1}
+
+    counters = await eventually(stats, lambda s: s["inflight"] == 0, what="no batch in flight")
+    assert counters["dispatched"] < MANY
 
 
 async def test_killed_executor_is_restarted_and_every_event_still_finishes_exactly_once(

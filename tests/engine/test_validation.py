@@ -448,7 +448,7 @@ def test_string_engine_expression_compiles():
 
 def test_unsupported_engine_is_rejected_with_field():
     doc = workflow(
-        {"key": "k1", "type": "calculation", "config": {"engine": "formula.js", "expression": "1"}}
+        {"key": "k1", "type": "calculation", "config": {"engine": "excel", "expression": "1"}}
     )
     message = one_error(doc)
     assert "config.engine" in message

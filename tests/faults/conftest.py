@@ -1,0 +1,68 @@
+"""One stack for the fault scenarios: gunicorn on the session's Ray cluster and
+a private Redis with AOF (`appendfsync always`) that a scenario may kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+
+from tests.conftest import delete_namespace, kill_actors
+from tests.e2e.conftest import Server, start_server
+from tests.e2e.redis_server import RedisServer
+from tests.e2e.workflows import async_echo
+
+
+class Stack:
+    def __init__(self, server: Server, redis_server: RedisServer) -> None:
+        self.server, self.redis = server, redis_server
+        self.version = server.create(async_echo(title="faults"))
+        self.key = self.version["key"]
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/api/webhook:trigger/{self.key}"
+
+    def actor_pid(self, name: str) -> int:
+        handle = ray.get_actor(name, namespace=self.server.namespace)
+        return int(ray.get(handle.__ray_call__.remote(lambda _self: os.getpid()), timeout=60))
+
+    def kill_actor_process(self, name: str) -> None:
+        os.kill(self.actor_pid(name), signal.SIGKILL)
+
+    def gunicorn_workers(self) -> list[int]:
+        path = Path(f"/proc/{self.server.process.pid}/task/{self.server.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()]
+
+    def wait_ready(self, timeout: float = 60) -> float:
+        """Seconds until /readyz answers 200 again."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                if self.server.http.get("/readyz").status_code == 200:
+                    return time.monotonic() - started
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the service did not become ready again")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    ray_address: str, ray_driver: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("faults")
+    redis_server = RedisServer(folder / "redis", appendonly=True, fsync="always")
+    redis_server.start()
+    server = start_server(folder, redis_url=redis_server.url)
+    yield Stack(server, redis_server)
+    server.cleanup()
+    server.stop()
+    kill_actors(server.namespace)
+    redis_server.stop()
+    delete_namespace(server.namespace)

@@ -14,23 +14,34 @@ import functools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import ray
 from redis.exceptions import RedisError
 
 from engine.definition import DefinitionError
-from engine.effects import Effects
-from engine.interpreter import Interpreter
-from engine.records import Execution, Job, Reply, TriggerEvent, now
+from engine.effects import Effects, SubflowOutcome
+from engine.interpreter import Interpreter, ReplayDiverged, Wait
+from engine.records import (
+    Execution,
+    Job,
+    Parent,
+    Reply,
+    Resume,
+    TriggerEvent,
+    new_execution_id,
+    now,
+)
 from engine.settings import Settings
 from engine.status import Reason, Status, is_final
 from engine.trigger import sync_reply
-from engine.validation import CompiledWorkflow, compile_workflow
+from engine.validation import CompiledWorkflow, compile_test_node, compile_workflow
 from store.batching import PipelineBatcher
 from store.connection import connect, load_scripts
-from store.executions import ExecutionLog
+from store.executions import ExecutionLog, Timer
 from store.inbox import Inbox
 from store.keys import Keys
 from store.workflows import NotFound, WorkflowStore
@@ -47,6 +58,8 @@ STARTED_WRITE_DELAY = 0.05
 FINAL_WRITE_PATIENCE = 120.0
 SYNC_WRITE_PATIENCE = 5.0
 _CACHE_SIZE = 512
+#: A node test (`flow_nodes:test`) is cut after this long.
+NODE_TEST_SECONDS = 60.0
 #: How long a sync reply left for `reply_of` is kept if nobody fetches it.
 REPLY_KEEP_SECONDS = 300.0
 #: Finished executions remembered, to ack a redelivered entry without a rerun.
@@ -99,7 +112,7 @@ class ExecutionActor:
         self.batcher = PipelineBatcher(self.redis)
         self.log = ExecutionLog(self.redis, keys, self.batcher)
         self.inbox = Inbox(self.redis, keys, self.batcher)
-        self.effects = Effects(settings)
+        self.effects = Effects(settings, subflows=self)
         self.workflows = WorkflowStore(self.redis, keys)
         self._compiled: OrderedDict[int, CompiledWorkflow] = OrderedDict()
         self._running: dict[str, asyncio.Task[tuple[Execution, Reply | None]]] = {}
@@ -178,10 +191,7 @@ class ExecutionActor:
             event.entry = entry_id or None
             events.append(event)
         known = await self.log.statuses([e.id for e in events])
-        runs = [
-            self._acknowledge(e, status) if is_final(status) else self._execute(e)
-            for e, status in zip(events, known, strict=True)
-        ]
+        runs = [self._settle(e, status) for e, status in zip(events, known, strict=True)]
         results = await asyncio.gather(*runs, return_exceptions=True)
         out: list[int | None] = []
         for result in results:
@@ -191,6 +201,23 @@ class ExecutionActor:
             else:
                 out.append(result[0].status)
         return out
+
+    def _settle(
+        self, event: TriggerEvent, status: object
+    ) -> Coroutine[Any, Any, tuple[Execution, Reply | None]]:
+        if is_final(status):
+            return self._acknowledge(event, status)
+        if status == Status.STARTED and event.resume is None:
+            return self._unless_waiting(event)
+        return self._execute(event)
+
+    async def _unless_waiting(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
+        """A redelivered event of an execution shown as STARTED: one that waits
+        (a delay, a person, a child) is settled, only a crashed run runs again."""
+        execution = await self.log.get(event.id)
+        if execution is not None and execution.waiting:
+            return await self._acknowledge(event, Status.STARTED)
+        return await self._execute(event)
 
     async def _acknowledge(self, event: TriggerEvent, status: object) -> tuple[Execution, None]:
         if event.entry is not None:
@@ -217,6 +244,35 @@ class ExecutionActor:
         await asyncio.wait([task])
         return True
 
+    async def test_node(
+        self, node_type: str, config: dict[str, Any], variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run one node's config once (`flow_nodes:test`) with `variables` as its
+        scope; its job's status, result and log, or the definition errors."""
+        mapped = variables.get("$jobsMapByNodeKey") or {}
+        try:
+            workflow = compile_test_node(node_type, config, mapped.keys())
+        except DefinitionError as exc:
+            return {"errors": exc.messages}
+        execution = Execution(
+            id=f"test-{new_execution_id()}",
+            key="flow_nodes:test",
+            workflowId=0,
+            context=variables.get("$context") or {},
+            createdAt=now(),
+        )
+        interpreter = Interpreter(
+            workflow, execution, env=self.settings.env, sink=lambda job: None, effects=self.effects
+        )
+        interpreter.scope["$jobsMapByNodeKey"].update(mapped)
+        interpreter.scope["$scopes"].update(variables.get("$scopes") or {})
+        try:
+            await asyncio.wait_for(interpreter.run(), NODE_TEST_SECONDS)
+        except TimeoutError:
+            interpreter.abort()
+        job = interpreter.jobs[0]
+        return {"status": job.status, "result": job.result, "log": job.log}
+
     async def run_one(self, payload: bytes) -> bytes:
         """Run a manual execution (`workflows:execute`); the JSON execution."""
         execution, _ = await self._execute(_decode_event(payload))
@@ -232,16 +288,23 @@ class ExecutionActor:
             await self.inbox.ack(event.key, [event.entry])
             return done, None
         task = self._running.get(event.id)
+        if task is not None and event.resume is not None:
+            # An execution resumes only once its previous run has been recorded.
+            await asyncio.wait([task])
+            task = None
         if task is None:
             task = asyncio.get_running_loop().create_task(self._execute_once(event))
             self._running[event.id] = task
-            task.add_done_callback(functools.partial(self._forget, event.id))
+            task.add_done_callback(functools.partial(self._forget, event.id, task))
         return await asyncio.shield(task)
 
-    def _forget(self, execution_id: str, _task: object) -> None:
-        self._running.pop(execution_id, None)
+    def _forget(self, execution_id: str, task: object, _done: object) -> None:
+        if self._running.get(execution_id) is task:
+            del self._running[execution_id]
 
     async def _execute_once(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
+        if event.resume is not None:
+            return await self._resume(event)
         execution = Execution(
             id=event.id,
             key=event.key,
@@ -250,6 +313,8 @@ class ExecutionActor:
             context=event.context,
             manually=event.manually,
             replayOf=event.replayOf,
+            parentExecutionId=event.parent.executionId if event.parent else None,
+            stack=event.stack,
             createdAt=_from_ms(event.createdAt),
             startedAt=now(),
         )
@@ -262,6 +327,52 @@ class ExecutionActor:
         interpreter = Interpreter(
             workflow, execution, env=self.settings.env, sink=journal.record, effects=self.effects
         )
+        return await self._run(execution, event, workflow, interpreter, journal, count_run)
+
+    async def _resume(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
+        """Continue a waiting execution: its job `event.resume.jobId` has ended."""
+        assert event.resume is not None
+        execution = await self.log.get(event.id)
+        jobs = await self.log.jobs(event.id) if execution is not None else []
+        waiting = next((j for j in jobs if j.id == event.resume.jobId), None)
+        if execution is None or is_final(execution.status) or waiting is None or waiting.status:
+            # Already resumed (a timer or a submission delivered twice), or gone.
+            if event.entry is not None:
+                await self.inbox.ack(event.key, [event.entry])
+            stub = execution or Execution(
+                id=event.id,
+                key=event.key,
+                workflowId=event.workflowId,
+                createdAt=_from_ms(event.createdAt),
+            )
+            return stub, None
+        execution.status = Status.STARTED
+        journal = _Journal(self.log)
+        try:
+            workflow, _ = await self._workflow(execution.workflowId, counted=True)
+        except (NotFound, DefinitionError) as exc:
+            execution.status, execution.error = Status.ERROR, str(exc)
+            return await self._finish(execution, event, None, None, journal, False)
+        interpreter = Interpreter(
+            workflow,
+            execution,
+            env=self.settings.env,
+            sink=journal.record,
+            effects=self.effects,
+            history=jobs,
+            resolutions={event.resume.jobId: (event.resume.status, event.resume.result)},
+        )
+        return await self._run(execution, event, workflow, interpreter, journal, False)
+
+    async def _run(
+        self,
+        execution: Execution,
+        event: TriggerEvent,
+        workflow: CompiledWorkflow,
+        interpreter: Interpreter,
+        journal: _Journal,
+        count_run: bool,
+    ) -> tuple[Execution, Reply | None]:
         started = asyncio.get_running_loop().call_later(
             STARTED_WRITE_DELAY, self._show_started, execution, journal
         )
@@ -279,6 +390,9 @@ class ExecutionActor:
             self._canceled.discard(execution.id)
             interpreter.abort()
             execution.status, execution.reason = Status.ABORTED, Reason.MANUAL_CANCEL
+        except ReplayDiverged as exc:
+            interpreter.abort()
+            execution.status, execution.error = Status.ERROR, str(exc)
         except Exception as exc:  # an engine bug must still end the execution
             log.exception("execution %s crashed", execution.id)
             interpreter.abort()
@@ -286,8 +400,17 @@ class ExecutionActor:
         finally:
             started.cancel()
             self._interpreting.pop(execution.id, None)
-        execution.output = interpreter.output
-        return await self._finish(execution, event, workflow, interpreter.reply, journal, count_run)
+        if (
+            interpreter.output is not None
+            or not is_final(execution.status)
+            or execution.output is None
+        ):
+            execution.output = interpreter.output
+        waits = interpreter.waits if execution.status == Status.STARTED else []
+        execution.waiting = [wait.job for wait in waits]
+        return await self._finish(
+            execution, event, workflow, interpreter.reply, journal, count_run, waits
+        )
 
     def _show_started(self, execution: Execution, journal: _Journal) -> None:
         """A run past STARTED_WRITE_DELAY becomes visible as STARTED, with its jobs."""
@@ -302,16 +425,20 @@ class ExecutionActor:
         reply: Reply | None,
         journal: _Journal,
         count_run: bool,
+        waits: list[Wait] | None = None,
     ) -> tuple[Execution, Reply | None]:
         final = is_final(execution.status)
         if final:
             execution.finishedAt = now()
-        entry = event.entry if final else None
+        # A final or durably waiting execution no longer needs its inbox entry.
+        entry = event.entry if final or waits else None
         delete = (
             workflow is not None
             and final
             and execution.status in workflow.options.deleteExecutionOnStatus
         )
+        timers = [self._timer(execution, wait) for wait in waits or () if wait.fire_at is not None]
+        caller = self._caller_resume(execution, event) if final else None
         # The run happened: keep trying to record it rather than run it again.
         patience = FINAL_WRITE_PATIENCE if event.entry is not None else SYNC_WRITE_PATIENCE
         deadline = time.monotonic() + patience
@@ -320,8 +447,18 @@ class ExecutionActor:
             try:
                 if delete:
                     await self.log.delete(execution, entry=entry)
+                    if caller is not None:  # the caller still has to hear of the end
+                        await self.log.save(execution, jobs=(), resume_caller=caller)
+                        await self.log.delete(execution)
                 else:
-                    await self.log.save(execution, entry=entry, jobs=jobs, count_run=count_run)
+                    await self.log.save(
+                        execution,
+                        entry=entry,
+                        jobs=jobs,
+                        count_run=count_run,
+                        timers=timers,
+                        resume_caller=caller,
+                    )
                 break
             except (RedisError, OSError) as exc:
                 if time.monotonic() > deadline:
@@ -343,17 +480,92 @@ class ExecutionActor:
                 self._finished.popitem(last=False)
         return execution, reply
 
-    async def _workflow(self, version_id: int) -> tuple[CompiledWorkflow, bool]:
+    def _timer(self, execution: Execution, wait: Wait) -> Timer:
+        resume = TriggerEvent(
+            id=execution.id,
+            key=execution.key,
+            workflowId=execution.workflowId,
+            context={},
+            createdAt=time.time() * 1000,
+            resume=Resume(jobId=wait.job, status=wait.status, result=wait.result),
+        )
+        assert wait.fire_at is not None
+        return Timer(
+            fire_at=wait.fire_at, member=f"{execution.id}|{wait.job}", event=_encode(resume)
+        )
+
+    def _caller_resume(self, execution: Execution, event: TriggerEvent) -> tuple[str, bytes] | None:
+        """The event that lets an async subflow's caller continue, or None."""
+        parent = event.parent
+        if parent is None:
+            return None
+        status = execution.status
+        outcome = (
+            Status.RESOLVED
+            if status == Status.RESOLVED
+            else (status if status is not None and status < 0 else Status.FAILED)
+        )
+        resume = TriggerEvent(
+            id=parent.executionId,
+            key=parent.key,
+            workflowId=parent.workflowId,
+            context={},
+            createdAt=time.time() * 1000,
+            resume=Resume(jobId=parent.jobId, status=outcome, result=execution.output),
+        )
+        return parent.key, _encode(resume)
+
+    # -- subflows (engine.effects.SubflowRunner) ----------------------------------
+
+    async def call(self, *, key: str, context: Any, parent: Execution, job: Job) -> SubflowOutcome:
+        """Start the workflow `key` as a child of `parent`: a sync child runs here
+        and its end is returned; an async child is queued in its inbox."""
+        version = await self.workflows.enabled_version(key)
+        if version is None:
+            current = [v for v in await self.workflows.versions(key=key) if v.current]
+            version = current[0] if current else None
+        if version is None:
+            raise LookupError(f"no workflow with key {key!r}")
+        limit = version.options.stackLimit
+        if parent.stack.count(key) + (parent.key == key) >= limit:
+            raise RuntimeError(f"workflow {key!r} would call itself deeper than stackLimit {limit}")
+        caller, _ = await self._workflow(parent.workflowId, counted=True)
+        if caller.sync and not version.sync:
+            raise RuntimeError(f"a sync workflow can only call sync workflows; {key!r} is async")
+        child = TriggerEvent(
+            id=new_execution_id(),
+            key=version.key,
+            workflowId=version.id,
+            context=context if isinstance(context, dict) else {"value": context},
+            createdAt=time.time() * 1000,
+            parent=Parent(
+                executionId=parent.id, jobId=job.id, key=parent.key, workflowId=parent.workflowId
+            ),
+            stack=[*parent.stack, parent.key],
+        )
+        if version.sync:
+            execution, _ = await self._execute(child)
+            return SubflowOutcome(
+                executionId=child.id, status=execution.status, output=execution.output
+            )
+        await self.inbox.add(child)
+        return SubflowOutcome(executionId=child.id, queued=True)
+
+    async def _workflow(
+        self, version_id: int, *, counted: bool = False
+    ) -> tuple[CompiledWorkflow, bool]:
         """The compiled version, and whether the run still has to be counted.
 
         On a miss the run is counted first, then the definition read: an edit
         racing with this run is refused (see WorkflowStore). A cached version is
-        frozen already, so its run is counted with the final write."""
+        frozen already, so its run is counted with the final write. `counted`:
+        the run was counted before (a resume)."""
         compiled = self._compiled.get(version_id)
         if compiled is not None:
             self._compiled.move_to_end(version_id)
-            return compiled, True
-        await self.log.mark_executed(version_id)
+            return compiled, not counted
+        if not counted:
+            await self.log.mark_executed(version_id)
         version = await self.workflows.get(version_id)
         compiled = compile_workflow(version)
         self._compiled[version_id] = compiled

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 import ray
 from ray.actor import ActorHandle
 
 from actors import pool
-from engine.records import Execution, Reply, TriggerEvent
+from engine.records import Execution, Reply, TriggerEvent, new_execution_id
 from engine.settings import Settings
 
 log = logging.getLogger("rayhook.router")
@@ -118,6 +119,16 @@ class Router:
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
             raise Unavailable(str(exc)) from exc
         return _decode_execution(payload)
+
+    async def test_node(
+        self, node_type: str, config: dict[str, Any], variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run one node (`flow_nodes:test`) in an executor."""
+        actor = self._executor_for(new_execution_id())
+        try:
+            return dict(await actor.test_node.remote(node_type, config, variables))
+        except _RAY_UNAVAILABLE as exc:
+            raise Unavailable(str(exc)) from exc
 
     async def cancel(self, execution_id: str) -> bool:
         """Ask the executor that owns the execution to abort it."""

@@ -1,11 +1,13 @@
 """`WorkflowSupervisor`: one per enabled workflow key. Consumes the key's inbox
 stream in batches and hands the events to the execution-actor pool; an entry is
-acknowledged by the execution's final write, never before.
+acknowledged by the execution's final write (or its durable wait), never before.
+It also moves the key's due delay timers into that inbox, so a waiting execution
+resumes like any other event.
 
 On (re)start it first replays its own pending entries: those whose execution is
 already final are acknowledged, the rest run again (the executor joins a run
-still in progress). It keeps going until its workflow is disabled and its inbox
-is empty, then exits.
+still in progress). It keeps going until its workflow is disabled, its inbox is
+empty and no delay timer waits, then exits.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ READ_BLOCK_MS = 1000
 RECHECK_SECONDS = 2.0
 RETRY_SECONDS = 0.5
 STALE_MS = 30_000
+TIMER_SECONDS = 0.5  # how often due delay timers are moved into the inbox
 MAX_QUICK_RETRIES = 5
 
 
@@ -109,7 +112,7 @@ class WorkflowSupervisor:
         ray.actor.exit_actor()
 
     async def _consume(self) -> None:
-        last_check = time.monotonic()
+        last_check = last_timers = time.monotonic()
         while True:
             if time.monotonic() - last_check > RECHECK_SECONDS:
                 last_check = time.monotonic()
@@ -118,7 +121,10 @@ class WorkflowSupervisor:
             if self.draining:
                 await asyncio.sleep(READ_BLOCK_MS / 1000)
                 continue
-            if self.stopping and not self.inflight and await self.inbox.backlog(self.key) == 0:
+            if time.monotonic() - last_timers > TIMER_SECONDS:
+                last_timers = time.monotonic()
+                await self.log.fire_timers(self.key, time.time() * 1000)
+            if self.stopping and not self.inflight and await self._idle():
                 await self._check_enabled()
                 if self.stopping:
                     return
@@ -136,6 +142,13 @@ class WorkflowSupervisor:
             if self.draining:  # drain began during the read: these run after a restart
                 continue
             self._dispatch(entries)
+
+    async def _idle(self) -> bool:
+        """No entry to run and no timer to fire: a disabled workflow's supervisor
+        may go (a waiting delay keeps it, so the delay still fires on time)."""
+        if await self.inbox.backlog(self.key):
+            return False
+        return not await self.redis.zcard(self.keys.timers(self.key))
 
     async def _check_enabled(self) -> None:
         self.stopping = not await self.redis.hexists(self.keys.enabled, self.key)
@@ -224,8 +237,10 @@ class WorkflowSupervisor:
                     log.exception("supervisor %s: batch failed on executor %d", self.key, index)
                     failed = batch
                     break
-                self.finished += sum(1 for s in statuses if is_final(s))
-                failed = [e for e, s in zip(batch, statuses, strict=True) if not is_final(s)]
+                # None: the execution could not be recorded; a status (final, or 0
+                # for a durably waiting execution) means its entry was settled.
+                self.finished += sum(1 for s in statuses if s is not None)
+                failed = [e for e, s in zip(batch, statuses, strict=True) if s is None]
                 break
         finally:
             for entry in batch:

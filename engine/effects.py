@@ -8,13 +8,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import msgspec
+
+from engine.records import Execution, Job
 from engine.settings import Settings
 
 log = logging.getLogger("rayhook.effects")
 
 T = TypeVar("T")
+
+
+class SubflowOutcome(msgspec.Struct, kw_only=True):
+    """A called workflow's end (`queued`: an async child, its end comes later)."""
+
+    executionId: str
+    queued: bool = False
+    status: int | None = None
+    output: Any = None
+
+
+class SubflowRunner(Protocol):
+    """What runs a called workflow: the ExecutionActor, which has the store."""
+
+    async def call(
+        self, *, key: str, context: Any, parent: Execution, job: Job
+    ) -> SubflowOutcome: ...
 
 
 class Effects:
@@ -28,8 +48,9 @@ class Effects:
         pool = await run.effects.client("sql:main", open_pool, close_pool)
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, subflows: SubflowRunner | None = None) -> None:
         self.settings = settings
+        self.subflows = subflows
         self._clients: dict[str, asyncio.Future[Any]] = {}
         self._closers: dict[str, Callable[[Any], Awaitable[None]]] = {}
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, NoReturn
 
+import msgspec
+
 from engine.effects import Effects
 from engine.nodes.base import CompiledNode
 from engine.records import Execution, Job, Reply, job_id, now
@@ -24,10 +26,31 @@ from engine.validation import CompiledWorkflow
 
 JobSink = Callable[[Job], None]
 
+
+def _assigned_by(job: Job) -> str | None:
+    return job.meta.get("assignedBy") if isinstance(job.meta, dict) else None
+
+
 #: How long the interpreter runs nodes before yielding to the event loop.
 SLICE_SECONDS = 0.002
 #: Loop iterations per loop node when neither the caller nor its settings say.
 DEFAULT_LOOP_LIMIT = 10_000
+
+
+class ReplayDiverged(Exception):
+    """A resumed execution took another path than its recorded jobs (a condition
+    that depends on the time, say): it cannot continue faithfully."""
+
+
+class Wait(msgspec.Struct, kw_only=True, frozen=True):
+    """What a waiting execution waits for: a timer (`fire_at`, epoch ms, after
+    which `job` gets `status` and `result`) or an outside event (a person, a
+    called workflow) for `job`."""
+
+    job: str
+    fire_at: float | None = None
+    status: int = Status.RESOLVED
+    result: Any = None
 
 
 class ExecutionExit(Exception):
@@ -42,7 +65,13 @@ class Interpreter:
     """Runs one execution of one compiled workflow version.
 
     Attributes after `run`: `reply` (what a Response node built, if any),
-    `output` (the last Output node's value), `jobs` (every job, in order).
+    `output` (the last Output node's value), `jobs` (every job, in order),
+    `waits` (what a STARTED execution waits for).
+
+    Resuming a waiting execution replays it: `history` (its recorded jobs, in
+    order) is walked again; a leaf node already recorded keeps its outcome and
+    is not run again (no effect repeats), branching nodes decide again from the
+    same outcomes, and a job in `resolutions` takes the outcome it was given.
     """
 
     def __init__(
@@ -54,8 +83,14 @@ class Interpreter:
         sink: JobSink,
         effects: Effects | None = None,
         loop_limit: int | None = None,
+        history: list[Job] | None = None,
+        resolutions: Mapping[str, tuple[int, Any]] | None = None,
     ) -> None:
         self.workflow = workflow
+        self._history = history or []
+        self._resolutions = dict(resolutions or {})
+        self._replayed: set[str] = set()
+        self.waits: list[Wait] = []
         self._effects = effects
         if loop_limit is None:  # the executor's settings reach us through its effects
             loop_limit = getattr(getattr(effects, "settings", None), "loop_limit", None)
@@ -78,7 +113,7 @@ class Interpreter:
         }
 
     async def run(self) -> int:
-        """Run to the end; the execution's final status."""
+        """Run to the end; the execution's final status (STARTED: it waits)."""
         try:
             return await self.run_chain(self.workflow.nodes)
         except ExecutionExit as stop:
@@ -92,6 +127,12 @@ class Interpreter:
                 await asyncio.sleep(0)
                 self._slice_start = perf_counter()
             job = self._new_job(node.key, node.type)
+            if job.id in self._replayed:
+                outcome = self._replay(node, job)
+                if outcome is not None:
+                    if outcome != Status.RESOLVED:
+                        return outcome
+                    continue
             try:
                 await node.instruction.run(node, job, self)
             except ExecutionExit:
@@ -106,7 +147,63 @@ class Interpreter:
                 return int(job.status)
         return Status.RESOLVED
 
+    def _replay(self, node: CompiledNode, job: Job) -> int | None:
+        """A node met again on resume: the status its recorded (or newly given)
+        outcome says, or None when its instruction has to run again (a branching
+        node deciding from its branches' recorded jobs)."""
+        resolution = self._resolutions.pop(job.id, None)
+        if resolution is not None:
+            job.status, job.result = resolution
+            self.commit(job)
+            return int(job.status)
+        if node.branches:
+            return None
+        self._results[job.nodeKey] = job.result
+        node.instruction.replay(node, job, self)
+        while (side := self._peek_history()) is not None and _assigned_by(side) == node.key:
+            self._take_history(side)
+            self._results[side.nodeKey] = side.result
+        if job.status == PENDING:  # still waiting
+            self._keep_waiting(job)
+        else:
+            self._open.pop(job.id, None)
+        return int(job.status)
+
+    def _peek_history(self) -> Job | None:
+        position = len(self.jobs)
+        return self._history[position] if position < len(self._history) else None
+
+    def _take_history(self, job: Job) -> None:
+        self.jobs.append(job)
+        self._replayed.add(job.id)
+
+    def _keep_waiting(self, job: Job) -> None:
+        meta = job.meta if isinstance(job.meta, dict) else {}
+        self.waits.append(
+            Wait(
+                job=job.id,
+                fire_at=meta.get("fireAt"),
+                status=meta.get("endStatus", Status.RESOLVED),
+                result=job.result,
+            )
+        )
+
     # -- what instructions may call (engine.nodes.base.RunContext) --------------
+
+    def wait(
+        self, job: Job, *, fire_at: float | None = None, status: int = Status.RESOLVED
+    ) -> None:
+        """The node in `job` waits: the execution stops here, STARTED, until a
+        timer fires (`fire_at`, epoch ms; the job then gets `status` and keeps its
+        result) or an outside event resolves it."""
+        job.status = PENDING
+        if fire_at is not None:
+            job.meta = {**(job.meta or {}), "fireAt": fire_at, "endStatus": status}
+        self._keep_waiting(job)
+
+    @property
+    def execution_record(self) -> Execution:
+        return self.execution
 
     @property
     def effects(self) -> Effects:
@@ -139,10 +236,12 @@ class Interpreter:
     def set_output(self, value: Any) -> None:
         self.output = value
 
-    def assign(self, node_key: str, value: Any) -> None:
+    def assign(self, node_key: str, value: Any, by: str | None = None) -> None:
         target = self.workflow.node(node_key)
         job = self._new_job(target.key, target.type)
         job.status, job.result = Status.RESOLVED, value
+        if by is not None:
+            job.meta = {"assignedBy": by}  # replay knows it belongs to `by`
         self.commit(job)
 
     @property
@@ -164,6 +263,15 @@ class Interpreter:
             self.commit(job)
 
     def _new_job(self, node_key: str, node_type: str) -> Job:
+        recorded = self._peek_history()
+        if recorded is not None:
+            if recorded.nodeKey != node_key:
+                raise ReplayDiverged(
+                    f"on resume, node {node_key!r} came where {recorded.nodeKey!r} ran before"
+                )
+            self._take_history(recorded)
+            self._open[recorded.id] = recorded
+            return recorded
         stamp = now()
         job = Job(
             id=job_id(self.execution.id, len(self.jobs) + 1),

@@ -32,6 +32,24 @@ def execution_id_of_job(jid: str) -> str:
     return jid.rpartition("-")[0]
 
 
+class Resume(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The outcome a waiting job was given (a delay fired, a person submitted, a
+    called workflow ended): its execution continues from there."""
+
+    jobId: str
+    status: int
+    result: Any = None
+
+
+class Parent(msgspec.Struct, kw_only=True):
+    """The execution (and its subflow job) that called this one."""
+
+    executionId: str
+    jobId: str
+    key: str
+    workflowId: int
+
+
 class TriggerEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One accepted webhook (or manual run): what an execution starts from.
 
@@ -46,6 +64,9 @@ class TriggerEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     manually: bool = False
     entry: str | None = None
     replayOf: str | None = None  # the execution whose context this one replays
+    resume: Resume | None = None  # set: continue a waiting execution (same id)
+    parent: Parent | None = None  # set: a subflow call
+    stack: list[str] = []  # workflow keys of the calling executions, outermost first
 
 
 class Job(msgspec.Struct, kw_only=True):
@@ -76,6 +97,9 @@ class Execution(msgspec.Struct, kw_only=True):
     error: str | None = None  # why the engine could not run it (not a node's failure)
     manually: bool = False
     replayOf: str | None = None
+    parentExecutionId: str | None = None
+    stack: list[str] = []
+    waiting: list[str] = []  # ids of the jobs a STARTED execution waits on
     createdAt: datetime
     startedAt: datetime | None = None
     finishedAt: datetime | None = None

@@ -4,7 +4,7 @@ each message naming the node key and the config field."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,31 @@ def compile_workflow(source: Any) -> CompiledWorkflow:
         options=src.options,
         nodes=chain,
         trigger=compile_trigger(src.config),
+        by_key=by_key,
+    )
+
+
+def compile_test_node(
+    node_type: str, config: dict[str, Any], known_keys: Iterable[str]
+) -> CompiledWorkflow:
+    """A one-node workflow (`flow_nodes:test`): its placeholders may read the
+    results of `known_keys`, which the caller supplies as variables."""
+    node = NodeDefinition(type=node_type, key="test", config=config)
+    node_types = {key: "variable" for key in known_keys}
+    node_types["test"] = node_type
+    facts = WorkflowFacts(sync=False, type="webhook", node_types=node_types)
+    by_key: dict[str, CompiledNode] = {}
+    errors: list[str] = []
+    compiled = _compile_node(node, "node", (), facts, by_key, errors)
+    if errors or compiled is None:
+        raise DefinitionError(errors or ["the node could not be compiled"])
+    return CompiledWorkflow(
+        id=None,
+        key=None,
+        sync=False,
+        options=Options(),
+        nodes=(compiled,),
+        trigger=compile_trigger(WebhookConfig()),
         by_key=by_key,
     )
 

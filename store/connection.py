@@ -55,7 +55,8 @@ INBOX_ADD = Script.load("inbox_add")
 EXECUTION_SAVE = Script.load("execution_save")
 VERSION_ENABLE = Script.load("version_enable")
 VERSION_DISABLE = Script.load("version_disable")
-ALL_SCRIPTS = (INBOX_ADD, EXECUTION_SAVE, VERSION_ENABLE, VERSION_DISABLE)
+TIMERS_FIRE = Script.load("timers_fire")
+ALL_SCRIPTS = (INBOX_ADD, EXECUTION_SAVE, VERSION_ENABLE, VERSION_DISABLE, TIMERS_FIRE)
 
 
 async def load_scripts(client: aioredis.Redis) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ import redis.asyncio as aioredis
 from engine.jsvalues import iso_datetime
 from engine.records import Execution, Job, execution_id_of_job
 from store.batching import PipelineBatcher
-from store.connection import EXECUTION_SAVE
+from store.connection import EXECUTION_SAVE, TIMERS_FIRE
 from store.keys import INBOX_GROUP, Keys
 
 
@@ -42,6 +43,16 @@ def encode(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A waiting delay job's wake-up: when, its id in the timer set, and the
+    inbox event that resumes its execution."""
+
+    fire_at: float
+    member: str
+    event: bytes
+
+
 def _status_text(status: int | None) -> str:
     return "null" if status is None else str(int(status))
 
@@ -64,14 +75,21 @@ class ExecutionLog:
         entry: str | None = None,
         jobs: Sequence[Job] = (),
         count_run: bool = False,
+        timers: Sequence[Timer] = (),
+        resume_caller: tuple[str, bytes] | None = None,
     ) -> None:
         """Store the execution's current state, with `jobs` not yet written.
 
-        With `entry`, also XACK+XDEL that inbox entry in the same atomic step (use
-        it with the final status only); with `count_run`, count a run of its
-        version. A final status already stored is kept: the call then only acks."""
+        With `entry`, also XACK+XDEL that inbox entry in the same atomic step (the
+        execution is final, or durably waiting); with `count_run`, count a run of
+        its version; `timers` are its waiting delay jobs; `resume_caller` is
+        (caller's workflow key, event) for a subflow's end. A final status already
+        stored is kept: the call then only acks."""
         await self.batcher.submit_script(
-            EXECUTION_SAVE, *self._save_args(execution, encode(execution), entry, jobs, count_run)
+            EXECUTION_SAVE,
+            *self._save_args(
+                execution, encode(execution), entry, jobs, count_run, timers, resume_caller
+            ),
         )
 
     def show(self, execution: Execution) -> None:
@@ -93,6 +111,8 @@ class ExecutionLog:
         entry: str | None,
         jobs: Sequence[Job],
         count_run: bool,
+        timers: Sequence[Timer] = (),
+        resume_caller: tuple[str, bytes] | None = None,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys
         score = int(execution.createdAt.timestamp() * 1000)
@@ -102,6 +122,9 @@ class ExecutionLog:
             k.execution_statuses,
             k.inbox(execution.key),
             k.executed(execution.workflowId),
+            k.timers(execution.key),
+            k.timer_events(execution.key),
+            k.inbox(resume_caller[0] if resume_caller else execution.key),
         ]
         args: list[Any] = [
             execution.id,
@@ -113,11 +136,24 @@ class ExecutionLog:
             INBOX_GROUP,
             k.executions(execution.key),
             "1" if count_run else "0",
+            len(timers),
         ]
+        for timer in timers:
+            args += [int(timer.fire_at), timer.member, timer.event]
+        args.append(resume_caller[1] if resume_caller else "")
         for job in jobs:
             args.append(job.id)
             args.append(encode(job))
         return keys, args
+
+    async def fire_timers(self, key: str, now_ms: float, limit: int = 100) -> int:
+        """Move due timers of `key` into its inbox; how many fired."""
+        fired = await self.batcher.submit_script(
+            TIMERS_FIRE,
+            [self.keys.timers(key), self.keys.timer_events(key), self.keys.inbox(key)],
+            [int(now_ms), limit],
+        )
+        return int(fired)
 
     def mark_executed(self, version_id: int) -> asyncio.Future[Any]:
         """Count a started execution of a version (which freezes the version)."""

@@ -102,6 +102,14 @@ class Inbox:
             raise Duplicate(value.decode())
         raise StaleRoute(int(value))
 
+    async def push(self, event: TriggerEvent) -> str:
+        """Queue an event whatever the workflow's state (a resume of a waiting
+        execution, whose version may no longer be the enabled one)."""
+        entry = await self.batcher.submit(
+            "XADD", self.keys.inbox(event.key), "*", "e", _encode(event)
+        )
+        return entry.decode()
+
     async def ensure_group(self, key: str) -> None:
         try:
             await self.client.xgroup_create(

@@ -61,6 +61,12 @@ class Keys:
     def inbox(self, key: str) -> str:
         return f"{self.ns}:inbox:{key}"
 
+    def timers(self, key: str) -> str:
+        return f"{self.ns}:timers:{key}"
+
+    def timer_events(self, key: str) -> str:
+        return f"{self.ns}:timers:{key}:events"
+
     def dedupe(self, key: str, digest: str) -> str:
         return f"{self.ns}:dedupe:{key}:{digest}"
 

@@ -4,11 +4,13 @@ from engine.nodes import (
     calculation,
     condition,
     date_calculation,
+    delay,
     end,
     json_query,
     json_variable_mapping,
     loop,
     mailer,
+    manual,
     multi_conditions,
     output,
     parallel,
@@ -16,8 +18,8 @@ from engine.nodes import (
     response,
     script,
     sql,
+    subflow,
     variable,
-    waiting,
 )
 from engine.nodes.registry import NodeRegistry
 
@@ -34,8 +36,9 @@ REGISTRY.add(variable.Variable())
 REGISTRY.add(end.End())
 REGISTRY.add(output.Output())
 REGISTRY.add(response.Response())
-REGISTRY.add(waiting.Delay())
-REGISTRY.add(waiting.Manual())
+REGISTRY.add(delay.Delay())
+REGISTRY.add(manual.Manual())
+REGISTRY.add(subflow.Subflow())
 REGISTRY.add(request.Request())
 REGISTRY.add(script.Script())
 REGISTRY.add(sql.Sql())

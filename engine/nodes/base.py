@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 import msgspec
 
 from engine.effects import Effects
-from engine.records import Job, Reply
+from engine.records import Execution, Job, Reply
 from engine.templates import Placeholder, Renderer
 
 
@@ -76,7 +76,14 @@ class RunContext(Protocol):
 
     def set_output(self, value: Any) -> None: ...
 
-    def assign(self, node_key: str, value: Any) -> None: ...
+    def assign(self, node_key: str, value: Any, by: str | None = None) -> None: ...
+
+    def wait(
+        self, job: Job, *, fire_at: float | None = None, status: int = ...
+    ) -> None: ...
+
+    @property
+    def execution_record(self) -> Execution: ...
 
     @property
     def loop_limit(self) -> int:
@@ -121,3 +128,8 @@ class Instruction:
 
     async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
         raise NotImplementedError
+
+    def replay(self, node: CompiledNode, job: Job, run: RunContext) -> None:
+        """A resumed execution meets this (leaf) node's recorded job again: redo
+        what it did to the run besides its job (the output node sets the
+        execution's output). Its effects are not repeated."""

@@ -22,3 +22,6 @@ class Output(Instruction):
         value = run.render(node).get("value")
         run.set_output(value)
         job.status, job.result = Status.RESOLVED, value
+
+    def replay(self, node: CompiledNode, job: Job, run: RunContext) -> None:
+        run.set_output(job.result)

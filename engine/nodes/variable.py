@@ -40,4 +40,4 @@ class Variable(Instruction):
         value = run.render(node).get("value")
         job.status, job.result = Status.RESOLVED, value
         if node.config.target is not None:
-            run.assign(node.config.target, value)
+            run.assign(node.config.target, value, by=node.key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from ingress.admin import executions, parse, workflows
+from ingress.admin import executions, jobs, parse, workflows
 from ingress.services import Services
 
 
@@ -13,6 +13,7 @@ def add_routes(app: falcon.asgi.App, services: Services) -> None:
     for path, resource in (
         *workflows.routes(services),
         *executions.routes(services),
+        *jobs.routes(services),
         *parse.routes(services),
     ):
         app.add_route(path, resource)

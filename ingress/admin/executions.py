@@ -195,34 +195,10 @@ class Replay(AdminResource):
         )
 
 
-class JobGet(AdminResource):
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        job_id = filter_by_tk(req)
-        job = await self.services.executions.job(job_id)
-        if job is None:
-            raise falcon.HTTPNotFound(description=f"job {job_id!r} not found")
-        reply(resp, job)
-
-
-class NotYet(AdminResource):
-    """SPEC routes whose feature is not in this release: a clear 501, not a 404."""
-
-    def __init__(self, services: Services, feature: str) -> None:
-        super().__init__(services)
-        self.feature = feature
-
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        raise falcon.HTTPNotImplemented(description=f"{self.feature} is not available yet")
-
-    on_get = on_post
-
-
 def routes(services: Services) -> list[tuple[str, object]]:
     return [
         ("/api/executions:list", List(services)),
         ("/api/executions:get", Get(services)),
         ("/api/executions:cancel", Cancel(services)),
         ("/api/executions:replay", Replay(services)),
-        ("/api/jobs:get", JobGet(services)),
-        ("/api/jobs:resume", NotYet(services, "jobs:resume (manual nodes)")),
     ]

@@ -117,9 +117,26 @@ def test_response_status_code_may_be_a_template():
     compile_doc(workflow(response("r", "{{$context.body.code}}")))
 
 
-def test_delay_in_async_workflow_is_not_a_waits_error():
-    messages = errors_of(workflow({"key": "d", "type": "delay"}, sync=False))
-    assert not any("waits" in m for m in messages)
+def test_delay_and_manual_in_async_workflow_are_valid():
+    compiled = compile_workflow(
+        decode_definitions(
+            msgspec.json.encode(
+                workflow(
+                    {"key": "d", "type": "delay", "config": {"duration": 5, "unit": 60000}},
+                    {"key": "m", "type": "manual", "config": {"assignees": ["ann"], "mode": 1}},
+                    sync=False,
+                )
+            )
+        )[0]
+    )
+    assert [n.key for n in compiled.nodes] == ["d", "m"]
+
+
+def test_delay_with_a_negative_duration_is_rejected():
+    messages = errors_of(
+        workflow({"key": "d", "type": "delay", "config": {"duration": -1}}, sync=False)
+    )
+    assert any('node "d" (delay): config.duration' in m for m in messages)
 
 
 def test_yaml_branch_keys_written_as_numbers_are_accepted():

@@ -22,9 +22,12 @@ import msgspec
 import ray
 from redis.exceptions import RedisError
 
+from actors.metrics import MetricsBuffer
+from actors.pool import executor_name
 from engine.definition import DefinitionError
 from engine.effects import Effects, SubflowOutcome
 from engine.interpreter import Interpreter, ReplayDiverged, Wait
+from engine.logs import configure as configure_logs
 from engine.records import (
     Execution,
     Job,
@@ -36,7 +39,7 @@ from engine.records import (
     now,
 )
 from engine.settings import Settings
-from engine.status import Reason, Status, is_final
+from engine.status import PENDING, Reason, Status, is_final
 from engine.trigger import sync_reply
 from engine.validation import CompiledWorkflow, compile_test_node, compile_workflow
 from store.batching import PipelineBatcher
@@ -105,6 +108,7 @@ class ExecutionActor:
     running here by id."""
 
     def __init__(self, settings: Settings, index: int) -> None:
+        configure_logs()
         self.settings = settings
         self.index = index
         self.redis = connect(settings.redis_url)
@@ -113,6 +117,8 @@ class ExecutionActor:
         self.log = ExecutionLog(self.redis, keys, self.batcher)
         self.inbox = Inbox(self.redis, keys, self.batcher)
         self.effects = Effects(settings, subflows=self)
+        self.metrics = MetricsBuffer(self.redis, keys)
+        self.metrics.actor_started(f"ExecutionActor {executor_name(index)}")
         self.workflows = WorkflowStore(self.redis, keys)
         self._compiled: OrderedDict[int, CompiledWorkflow] = OrderedDict()
         self._running: dict[str, asyncio.Task[tuple[Execution, Reply | None]]] = {}
@@ -400,12 +406,10 @@ class ExecutionActor:
         finally:
             started.cancel()
             self._interpreting.pop(execution.id, None)
-        if (
-            interpreter.output is not None
-            or not is_final(execution.status)
-            or execution.output is None
-        ):
-            execution.output = interpreter.output
+        execution.output = interpreter.output  # a resumed run replayed earlier outputs
+        for job in interpreter.jobs:
+            if job.status != PENDING and not interpreter.replayed(job):
+                self.metrics.job(job.nodeType, (job.updatedAt - job.startedAt).total_seconds())
         waits = interpreter.waits if execution.status == Status.STARTED else []
         execution.waiting = [wait.job for wait in waits]
         return await self._finish(
@@ -473,6 +477,9 @@ class ExecutionActor:
                 for job in jobs:
                     job.result = None
         if final:
+            started = execution.startedAt or execution.createdAt
+            seconds = ((execution.finishedAt or now()) - started).total_seconds()
+            self.metrics.execution(execution.key, execution.status, seconds)
             self._finished[execution.id] = msgspec.structs.replace(
                 execution, context=None, output=None
             )

@@ -20,6 +20,8 @@ from collections import defaultdict
 import ray
 
 from actors import pool
+from actors.metrics import MetricsBuffer
+from engine.logs import configure as configure_logs
 from engine.settings import Settings
 from engine.status import is_final
 from store.batching import PipelineBatcher
@@ -46,6 +48,7 @@ class WorkflowSupervisor:
     shutdown: read nothing new)."""
 
     def __init__(self, settings: Settings, key: str) -> None:
+        configure_logs()
         self.settings = settings
         self.key = key
         self.keys = Keys(settings.namespace)
@@ -53,6 +56,8 @@ class WorkflowSupervisor:
         self.inbox = Inbox(self.redis, self.keys, PipelineBatcher(self.redis))
         self.log = ExecutionLog(self.redis, self.keys, self.inbox.batcher)
         self.executors = pool.executors(settings)
+        self.metrics = MetricsBuffer(self.redis, self.keys)
+        self.metrics.actor_started(f"WorkflowSupervisor {key}")
         self.inflight: set[str] = set()
         self.dispatched = 0
         self.finished = 0

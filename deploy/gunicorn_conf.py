@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 
 worker_class = "asgi"
 bind = f"{os.environ.get('RAYHOOK_HOST', '127.0.0.1')}:{os.environ.get('RAYHOOK_PORT', '13000')}"
@@ -20,8 +21,32 @@ accesslog = None
 loglevel = os.environ.get("RAYHOOK_LOG_LEVEL", "info")
 
 
+def on_starting(server):  # type: ignore[no-untyped-def]
+    # /metrics adds up every worker's counters through files in this folder
+    # (prometheus_client's multiprocess mode): set in the master, before any
+    # worker is forked and imports prometheus_client.
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="rayhook-metrics-"
+    )
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):  # counts of a previous run are not ours
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
     import ray
+
+    from engine.logs import configure
+
+    configure()
 
     ray.init(
         address=os.environ.get("RAY_ADDRESS") or "auto",

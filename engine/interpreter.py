@@ -90,6 +90,7 @@ class Interpreter:
         self._history = history or []
         self._resolutions = dict(resolutions or {})
         self._replayed: set[str] = set()
+        self._resolved: set[str] = set()
         self.waits: list[Wait] = []
         self._effects = effects
         if loop_limit is None:  # the executor's settings reach us through its effects
@@ -153,6 +154,7 @@ class Interpreter:
         node deciding from its branches' recorded jobs)."""
         resolution = self._resolutions.pop(job.id, None)
         if resolution is not None:
+            self._resolved.add(job.id)
             job.status, job.result = resolution
             self.commit(job)
             return int(job.status)
@@ -168,6 +170,10 @@ class Interpreter:
         else:
             self._open.pop(job.id, None)
         return int(job.status)
+
+    def replayed(self, job: Job) -> bool:
+        """Whether `job` was recorded by an earlier run of this execution."""
+        return job.id in self._replayed and job.id not in self._resolved
 
     def _peek_history(self) -> Job | None:
         position = len(self.jobs)

@@ -9,10 +9,11 @@ import falcon
 import falcon.asgi
 
 from engine.settings import Settings
-from ingress import admin
+from ingress import admin, openapi
 from ingress.admin.common import AdminAuth
 from ingress.errors import handle_unexpected, serialize_error
-from ingress.health import Health, Metrics, Ready
+from ingress.health import Health, Ready
+from ingress.metrics import MetricsResource, WebhookMetrics
 from ingress.services import Services
 from ingress.webhook import WebhookResource
 
@@ -35,7 +36,7 @@ class Lifespan:
 def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     settings = settings or Settings.from_env()
     services = Services(settings)
-    middleware: list[Any] = [Lifespan(services), AdminAuth()]
+    middleware: list[Any] = [Lifespan(services), AdminAuth(), WebhookMetrics()]
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_error)
@@ -44,5 +45,6 @@ def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     admin.add_routes(app, services)
     app.add_route("/healthz", Health())
     app.add_route("/readyz", Ready(services))
-    app.add_route("/metrics", Metrics())
+    app.add_route("/metrics", MetricsResource(services))
+    app.add_route(openapi.OPENAPI_PATH, openapi.OpenAPIResource())
     return app

@@ -31,10 +31,3 @@ class Ready:
             return bool(await asyncio.wait_for(self.services.redis.ping(), 2.0))
         except Exception:
             return False
-
-
-class Metrics:
-    """`/metrics` is in SPEC §6 but not in this release: say so plainly."""
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        raise falcon.HTTPNotImplemented(description="/metrics is not available yet")

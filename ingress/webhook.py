@@ -46,6 +46,8 @@ class WebhookResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         route = await self._route(key)
+        req.context.workflow_key = key  # a known key: a metrics label
+        req.context.mode = "sync" if route.sync else "async"
         _authenticate(req, route)
         raw = b""
         if has_body(req):

@@ -67,6 +67,9 @@ class Keys:
     def timer_events(self, key: str) -> str:
         return f"{self.ns}:timers:{key}:events"
 
+    def metrics(self, name: str) -> str:
+        return f"{self.ns}:metrics:{name}"
+
     def dedupe(self, key: str, digest: str) -> str:
         return f"{self.ns}:dedupe:{key}:{digest}"
 

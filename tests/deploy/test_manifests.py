@@ -302,6 +302,7 @@ def readable_env() -> tuple[set[str], frozenset[str]]:
     readable = (
         set(names)
         | _env_reads(REPO / "deploy" / "gunicorn_conf.py")
+        | _env_reads(REPO / "engine" / "logs.py")
         | set(ray_names_in_deploy())
         | script_reads()
         | set(PENDING_SETTINGS)

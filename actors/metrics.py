@@ -1,0 +1,83 @@
+"""Execution and job figures of one actor process, buffered in memory and added
+to Redis every few seconds (HINCRBY), so that `/metrics` shows cluster-wide
+totals without scraping each actor. Counters only grow, as Prometheus expects."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+
+import redis.asyncio as aioredis
+
+from store.keys import Keys
+
+log = logging.getLogger("rayhook.metrics")
+
+#: Histogram bucket bounds (seconds), shared with ingress/metrics.py.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+FLUSH_SECONDS = 2.0
+
+
+class MetricsBuffer:
+    """Attributes: counts and sums waiting for the next flush, per Redis hash."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._counts: dict[str, Counter[str]] = {}
+        self._sums: dict[str, defaultdict[str, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def execution(self, key: str, status: int | None, seconds: float) -> None:
+        self._count(self.keys.metrics("executions"), f"{key}|{status}")
+        self._observe(self.keys.metrics("execution_seconds"), key, seconds)
+
+    def job(self, node_type: str, seconds: float) -> None:
+        self._observe(self.keys.metrics("job_seconds"), node_type, seconds)
+
+    def actor_started(self, actor: str) -> None:
+        self._count(self.keys.metrics("actor_starts"), actor)
+
+    def _count(self, name: str, field: str, n: int = 1) -> None:
+        self._counts.setdefault(name, Counter())[field] += n
+        self._schedule()
+
+    def _observe(self, name: str, label: str, seconds: float) -> None:
+        counts = self._counts.setdefault(name, Counter())
+        for bound in BUCKETS:
+            if seconds <= bound:
+                counts[f"{label}|{bound}"] += 1
+        counts[f"{label}|+Inf"] += 1
+        self._sums.setdefault(name, defaultdict(float))[f"{label}|sum"] += seconds
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        try:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+        finally:
+            self._task = None
+            if self._counts:
+                self._schedule()
+
+    async def flush(self) -> None:
+        counts, sums = self._counts, self._sums
+        self._counts, self._sums = {}, {}
+        if not counts and not sums:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for name, fields in counts.items():
+            for field, n in fields.items():
+                pipe.hincrby(name, field, n)
+        for name, totals in sums.items():
+            for field, total in totals.items():
+                pipe.hincrbyfloat(name, field, total)
+        try:
+            await pipe.execute()
+        except Exception as exc:  # figures are best effort: never fail a run for them
+            log.warning("metrics flush failed: %s", exc)

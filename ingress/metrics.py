@@ -1,0 +1,169 @@
+"""`GET /metrics` in Prometheus's text format.
+
+Two sources, one page:
+- this worker's own figures (webhook requests by workflow key and status, accept
+  latency), kept by prometheus_client in multiprocess mode so every gunicorn
+  worker's counts add up (PROMETHEUS_MULTIPROC_DIR, set up in
+  deploy/gunicorn_conf.py);
+- cluster-wide figures read from Redis at scrape time: inbox backlog and pending
+  entries per enabled workflow, executions by final status and their duration,
+  node job durations by type, actor (re)starts (the actors add these up in Redis,
+  see actors/metrics.py). Every ingress pod reports the same cluster-wide values:
+  aggregate them with max, not sum.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from time import perf_counter
+from typing import Any
+
+import falcon
+import falcon.asgi
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from actors.metrics import BUCKETS
+from ingress.services import Services
+from store.keys import INBOX_GROUP
+
+REQUESTS = Counter(
+    "rayhook_webhook_requests", "Webhook requests by workflow key and status.", ["key", "status"]
+)
+ACCEPT_SECONDS = Histogram(
+    "rayhook_webhook_seconds",
+    "Time to answer a webhook (async: accepted and stored; sync: the reply).",
+    ["mode"],
+    buckets=BUCKETS,
+)
+
+
+class WebhookMetrics:
+    """Middleware: counts and times every request routed to the webhook."""
+
+    async def process_resource(self, req: Any, resp: Any, resource: object, params: Any) -> None:
+        req.context.metrics_started = perf_counter()
+
+    async def process_response(
+        self, req: Any, resp: Any, resource: object, req_succeeded: bool
+    ) -> None:
+        started = getattr(req.context, "metrics_started", None)
+        key = getattr(req.context, "workflow_key", None)
+        if started is None or not req.path.startswith("/api/webhook:trigger/"):
+            return
+        status = resp.status if isinstance(resp.status, int) else int(str(resp.status)[:3])
+        # Unknown keys share one label value: random keys must not grow the series.
+        REQUESTS.labels(key=key or "", status=str(status)).inc()
+        mode = getattr(req.context, "mode", "") or "none"
+        ACCEPT_SECONDS.labels(mode=mode).observe(perf_counter() - started)
+
+
+class MetricsResource:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            MultiProcessCollector(registry)
+        text = generate_latest(registry)
+        try:
+            text += generate_latest(_Static(await self._cluster()))
+        except Exception:  # Redis away: this worker's figures still answer
+            pass
+        resp.data = text
+        resp.content_type = CONTENT_TYPE_LATEST
+
+    async def _cluster(self) -> list[Any]:
+        services = self.services
+        keys = services.keys
+        enabled = await services.workflows.enabled_ids()
+        pipe = services.redis.pipeline(transaction=False)
+        for key in enabled:
+            pipe.xlen(keys.inbox(key))
+            pipe.xpending(keys.inbox(key), INBOX_GROUP)
+        for name in ("executions", "execution_seconds", "job_seconds", "actor_starts"):
+            pipe.hgetall(keys.metrics(name))
+        replies = await pipe.execute(raise_on_error=False)
+        backlog = GaugeMetricFamily(
+            "rayhook_inbox_backlog",
+            "Accepted async events not yet final, per workflow.",
+            labels=["key"],
+        )
+        pending = GaugeMetricFamily(
+            "rayhook_inbox_pending", "Events handed to executions, not yet final.", labels=["key"]
+        )
+        for i, key in enumerate(enabled):
+            length, summary = replies[2 * i], replies[2 * i + 1]
+            if isinstance(length, int):
+                backlog.add_metric([key], length)
+            if isinstance(summary, dict):
+                pending.add_metric([key], summary.get("pending", 0))
+        executions, durations, jobs, starts = (_decoded(r) for r in replies[2 * len(enabled) :])
+        by_status = CounterMetricFamily(
+            "rayhook_executions",
+            "Executions that ended, by workflow key and status.",
+            labels=["key", "status"],
+        )
+        for field, count in executions.items():
+            key, _, status = field.rpartition("|")
+            by_status.add_metric([key, status], float(count))
+        restarts = CounterMetricFamily(
+            "rayhook_actor_restarts",
+            "Restarts of rayhook actors (starts after the first).",
+            labels=["actor"],
+        )
+        for actor, count in starts.items():
+            restarts.add_metric([actor], max(0.0, float(count) - 1))
+        return [
+            backlog,
+            pending,
+            by_status,
+            _histogram(
+                "rayhook_execution_duration_seconds", "Execution run time.", "key", durations
+            ),
+            _histogram("rayhook_job_duration_seconds", "Node job run time.", "type", jobs),
+            restarts,
+        ]
+
+
+class _Static:
+    """A one-off collector over metric families already built."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+def _decoded(reply: Any) -> dict[str, str]:
+    if not isinstance(reply, dict):
+        return {}
+    return {k.decode(): v.decode() for k, v in reply.items()}
+
+
+def _histogram(name: str, doc: str, label: str, fields: dict[str, str]) -> HistogramMetricFamily:
+    """Rebuild histograms from `<label>|<bound>` counts and `<label>|sum` totals."""
+    buckets: dict[str, dict[str, float]] = defaultdict(dict)
+    sums: dict[str, float] = {}
+    for field, value in fields.items():
+        value_label, _, bound = field.rpartition("|")
+        if bound == "sum":
+            sums[value_label] = float(value)
+        else:
+            buckets[value_label][bound] = float(value)
+    family = HistogramMetricFamily(name, doc, labels=[label])
+    for value_label, counts in buckets.items():
+        ordered = [(str(b), counts.get(str(b), 0.0)) for b in BUCKETS]
+        ordered.append(("+Inf", counts.get("+Inf", 0.0)))
+        family.add_metric([value_label], ordered, sum_value=sums.get(value_label, 0.0))
+    return family

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left
 from collections import Counter, defaultdict
 
 import redis.asyncio as aioredis
@@ -27,6 +28,7 @@ class MetricsBuffer:
         self.keys = keys
         self._counts: dict[str, Counter[str]] = {}
         self._sums: dict[str, defaultdict[str, float]] = {}
+        self._histograms: dict[str, dict[str, list[int]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def execution(self, key: str, status: int | None, seconds: float) -> None:
@@ -44,11 +46,12 @@ class MetricsBuffer:
         self._schedule()
 
     def _observe(self, name: str, label: str, seconds: float) -> None:
-        counts = self._counts.setdefault(name, Counter())
-        for bound in BUCKETS:
-            if seconds <= bound:
-                counts[f"{label}|{bound}"] += 1
-        counts[f"{label}|+Inf"] += 1
+        # Per observation one bisect and one increment (this runs per job); the
+        # cumulative bucket counts Prometheus wants are made at flush time.
+        slots = self._histograms.setdefault(name, {}).get(label)
+        if slots is None:
+            slots = self._histograms[name][label] = [0] * (len(BUCKETS) + 1)
+        slots[bisect_left(BUCKETS, seconds)] += 1
         self._sums.setdefault(name, defaultdict(float))[f"{label}|sum"] += seconds
         self._schedule()
 
@@ -62,10 +65,19 @@ class MetricsBuffer:
             await self.flush()
         finally:
             self._task = None
-            if self._counts:
+            if self._counts or self._histograms:
                 self._schedule()
 
     async def flush(self) -> None:
+        for name, labels in self._histograms.items():
+            counts = self._counts.setdefault(name, Counter())
+            for label, slots in labels.items():
+                running = 0
+                for bound, n in zip((*BUCKETS, "+Inf"), slots, strict=True):
+                    running += n
+                    if running:
+                        counts[f"{label}|{bound}"] += running
+        self._histograms = {}
         counts, sums = self._counts, self._sums
         self._counts, self._sums = {}, {}
         if not counts and not sums:

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from hiredis import pack_command
 from redis.exceptions import NoScriptError, ResponseError
 
 from store.connection import Script
@@ -23,7 +24,8 @@ _Item = tuple[tuple[Any, ...], "asyncio.Future[Any] | None", Script | None]
 
 
 class PipelineBatcher:
-    """Queues commands and flushes them in one pipeline per loop turn.
+    """Queues commands and flushes them in one pipeline per loop turn; callers get
+    Redis's raw replies (`b"OK"`, ints, bytes), error replies as exceptions.
 
     One flush is in flight at a time: commands that arrive meanwhile form the next
     batch, so batches grow with load instead of connections multiplying.
@@ -108,10 +110,29 @@ class PipelineBatcher:
                 _settle(item[1], reply)
 
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        for args in commands:
-            pipe.execute_command(*args)
-        return list(await pipe.execute(raise_on_error=False))
+        """One round trip for the whole batch, on one pooled connection.
+
+        The commands are packed by hiredis (C) rather than redis-py's pipeline,
+        which costs ~20 µs of Python per command: on the hot paths every event
+        is one or two commands. Error replies are returned, not raised."""
+        packed = b"".join(pack_command(args) for args in commands)
+        pool = self.client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(packed, check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            # A half-read connection must not go back to the pool in use.
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
 
 
 def _settle(future: asyncio.Future[Any] | None, reply: Any) -> None:

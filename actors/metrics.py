@@ -70,13 +70,13 @@ class MetricsBuffer:
 
     async def flush(self) -> None:
         for name, labels in self._histograms.items():
-            counts = self._counts.setdefault(name, Counter())
+            buckets = self._counts.setdefault(name, Counter())
             for label, slots in labels.items():
                 running = 0
                 for bound, n in zip((*BUCKETS, "+Inf"), slots, strict=True):
                     running += n
                     if running:
-                        counts[f"{label}|{bound}"] += running
+                        buckets[f"{label}|{bound}"] += running
         self._histograms = {}
         counts, sums = self._counts, self._sums
         self._counts, self._sums = {}, {}

@@ -35,7 +35,9 @@ def executor_index(execution_id: str, pool_size: int) -> int:
 def placement(settings: Settings) -> dict[str, float]:
     """Actors take no CPU (they are I/O bound and many); with a custom resource
     set, one unit of it pins them to the nodes that offer it (never the head or
-    the ingress pods; see docs/deploy.md)."""
+    the ingress pods; see docs/deploy.md). They are spread over those nodes
+    (Ray would pack a node until it is half used): losing one node then stops
+    only its share of the executors."""
     return {settings.actor_resource: 1} if settings.actor_resource else {}
 
 
@@ -52,6 +54,7 @@ def executor(settings: Settings, index: int) -> ActorHandle:
         max_concurrency=MAX_CONCURRENCY,
         num_cpus=0,
         resources=placement(settings),
+        scheduling_strategy="SPREAD",
     ).remote(settings, index)
     return cast(ActorHandle, handle)
 
@@ -73,6 +76,7 @@ def supervisor(settings: Settings, key: str) -> ActorHandle:
         max_concurrency=64,
         num_cpus=0,
         resources=placement(settings),
+        scheduling_strategy="SPREAD",
     ).remote(settings, key)
     return cast(ActorHandle, handle)
 

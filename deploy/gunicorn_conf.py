@@ -13,7 +13,11 @@ import tempfile
 worker_class = "asgi"
 bind = f"{os.environ.get('RAYHOOK_HOST', '127.0.0.1')}:{os.environ.get('RAYHOOK_PORT', '13000')}"
 workers = int(os.environ.get("RAYHOOK_WORKERS") or multiprocessing.cpu_count())
-keepalive = 75
+# Behind a load balancer, keep this above its idle timeout (the Kubernetes
+# ConfigMap sets 75). gunicorn's ASGI worker waits for idle kept-alive
+# connections on shutdown, up to graceful_timeout, so a short default keeps a
+# local stop quick.
+keepalive = int(os.environ.get("RAYHOOK_KEEPALIVE", "5"))
 timeout = 30
 graceful_timeout = int(os.environ.get("RAYHOOK_GRACEFUL_TIMEOUT", "30"))
 control_socket_disable = True

@@ -197,17 +197,27 @@ class LocalStack:
         return None
 
     def stop(self) -> None:
+        # gunicorn stops accepting and finishes in-flight requests while the
+        # supervisors stop taking new inbox entries and finish running executions.
+        draining = None
+        if self.ray is not None and self.ray.poll() is None:
+            draining = self._drain_supervisors()
         if self.gunicorn is not None:
             graceful = float(self.env.get("RAYHOOK_GRACEFUL_TIMEOUT", "30"))
             processes.stop(self.gunicorn, timeout=graceful + 5)
-        if self.ray is not None and self.ray.poll() is None:
-            self._drain_supervisors()
+        if draining is not None:
+            try:
+                draining.wait(DRAIN_SECONDS + 30)
+            except subprocess.TimeoutExpired:
+                draining.kill()
+        if self.ray is not None:
             processes.stop(self.ray, timeout=30)
         if self.redis is not None:
             processes.stop(self.redis, timeout=30)  # SIGTERM: Redis flushes its AOF
 
-    def _drain_supervisors(self) -> None:
-        """Let running async executions finish (bounded) before Ray goes away."""
+    def _drain_supervisors(self) -> subprocess.Popen[bytes]:
+        """Let running async executions finish (bounded) before Ray goes away;
+        unread inbox entries stay for the next start."""
         code = (
             "import os, ray\n"
             "ray.init(address=os.environ['RAY_ADDRESS'], namespace=os.environ.get("
@@ -219,16 +229,12 @@ class LocalStack:
             f"print(ray.get([h.drain.remote({DRAIN_SECONDS}) for h in handles], "
             f"timeout={DRAIN_SECONDS + 5}))\n"
         )
-        try:
-            subprocess.run(
-                [sys.executable, "-c", code],
-                env=self.env,
-                timeout=DRAIN_SECONDS + 30,
-                capture_output=True,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pass
+        return subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def run(stack: LocalStack) -> int:

@@ -43,6 +43,9 @@ if [[ -n "${KUBERAY_GEN_RAY_START_CMD:-}" ]]; then
 elif [[ -n "${RAY_HEAD_ADDRESS:-}" ]]; then
     start_cmd="${RAYHOOK_PYTHON:-python3} -m deploy.ray_node --address=${RAY_HEAD_ADDRESS}"
     start_cmd+=" --num-cpus=0 --resources='{\"ingress\": 1}' --disable-usage-stats --block"
+    # Its own temp dir, where step 2 looks for the address file (on a shared host
+    # a joining node would otherwise use the head's).
+    start_cmd+=" --temp-dir=${ray_temp_dir}"
     start_cmd+=" ${RAYHOOK_RAY_START_ARGS:-}"
 else
     log "set KUBERAY_GEN_RAY_START_CMD (KubeRay does) or RAY_HEAD_ADDRESS=host:port"

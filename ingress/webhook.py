@@ -153,7 +153,9 @@ class WebhookResource:
         except falcon.HTTPError:
             await deliveries.release(route.key, event_digest)
             raise
-        if reply.status == 503:  # not served: let the provider's retry run it
+        if reply.status >= 500 or reply.status == 408:
+            # Not served (or failed): the provider's retry must run it again,
+            # not be answered with this failure for the whole window.
             await deliveries.release(route.key, event_digest)
         else:
             await deliveries.remember_reply(route.key, event_digest, _pack(reply), window)

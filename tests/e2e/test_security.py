@@ -115,3 +115,22 @@ def count(server: Server, key: str) -> int:
     reply = server.admin.get("/api/executions:list",
                              params={"filter[workflowKey]": key, "pageSize": 1})
     return int(reply.json()["meta"]["count"])
+
+
+def test_sync_failed_delivery_is_not_replayed_to_the_retry(server: Server) -> None:
+    version = server.create({"sync": True, "enabled": True,
+                             "config": {"dedupe": {"id": "{{$context.body.id}}", "window": 600}},
+                             "nodes": [
+        {"key": "check", "type": "condition", "config": {
+            "rejectOnFalse": False,
+            "calculation": {"calculator": "equal", "operands": ["{{$context.body.fail}}", True]}},
+         "branches": {"1": [{"key": "stop", "type": "end", "config": {"endStatus": -1}}]}},
+        {"key": "ok", "type": "response", "config": {"statusCode": 200, "body": {"ok": True}}},
+    ]})
+    first = server.hook(version["key"], {"id": "evt_1", "fail": True})
+    assert first.status_code == 500
+    retry = server.hook(version["key"], {"id": "evt_1", "fail": False})
+    assert (retry.status_code, retry.json()) == (200, {"ok": True})
+    assert retry.headers["x-rayhook-execution"] != first.headers["x-rayhook-execution"]
+    again = server.hook(version["key"], {"id": "evt_1", "fail": True})  # now served: stored
+    assert (again.status_code, again.json()) == (200, {"ok": True})

@@ -25,31 +25,40 @@ def scrape(server: Server) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
-    return sum(v for l, v in samples.get(name, []) if all(l.get(k) == x for k, x in labels.items()))
+    return sum(
+        v for lab, v in samples.get(name, []) if all(lab.get(k) == x for k, x in labels.items())
+    )
 
 
 def test_metrics_cover_requests_latency_lag_executions_durations_restarts(server: Server) -> None:
     version = server.create(async_echo())
     sync = server.create(seed_example())
-    ids = [server.hook(version["key"], {"amount": n}).headers["x-rayhook-execution"] for n in range(5)]
+    ids = [
+        server.hook(version["key"], {"amount": n}).headers["x-rayhook-execution"] for n in range(5)
+    ]
     server.hook(version["key"], content=b"{bad", headers={"content-type": "application/json"})
     server.hook(sync["key"], {"status": "paid", "order": "1"})
     server.hook("unknownkey00", {})
     for execution_id in ids:
         server.wait_final(execution_id)
     deadline = time.monotonic() + 30
-    while value(samples := scrape(server), "rayhook_executions_total",
-                key=version["key"], status="1") < 5:  # actors add up every ~2 s
+    while (
+        value(samples := scrape(server), "rayhook_executions_total", key=version["key"], status="1")
+        < 5
+    ):  # actors add up every ~2 s
         assert time.monotonic() < deadline
         time.sleep(0.3)
     # Kill an executor: Ray restarts it, and /metrics counts the restart.
     before = value(samples, "rayhook_actor_restarts_total", actor="ExecutionActor executor:1")
     ray.kill(ray.get_actor("executor:1", namespace=server.namespace), no_restart=False)
-    while value(scrape(server), "rayhook_actor_restarts_total",
-                actor="ExecutionActor executor:1") <= before:
+    while (
+        value(scrape(server), "rayhook_actor_restarts_total", actor="ExecutionActor executor:1")
+        <= before
+    ):
         try:  # a call on the restarted actor: it starts (and counts itself)
-            ray.get(ray.get_actor("executor:1", namespace=server.namespace).ready.remote(),
-                    timeout=30)
+            ray.get(
+                ray.get_actor("executor:1", namespace=server.namespace).ready.remote(), timeout=30
+            )
         except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
             pass
         assert time.monotonic() < deadline + 60

@@ -156,7 +156,10 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
     }
     listed = subprocess.run(
         [str(Path(sys.executable).with_name("ray")), "list", "actors"],
-        capture_output=True, text=True, timeout=120, env=ray_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ray_env,
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "WorkflowSupervisor" in listed.stdout and "ExecutionActor" in listed.stdout
@@ -165,26 +168,45 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
 
 
 def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "REDIS_URL", "RAYHOOK_ADMIN_TOKEN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "REDIS_URL", "RAYHOOK_ADMIN_TOKEN")
+    }
     port = processes.free_port()
     up = Up(tmp_path / "data", port, env)
     up.start()
     token = (tmp_path / "data" / "admin-token").read_text().strip()
-    admin = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                         headers={"Authorization": f"Bearer {token}"})
+    admin = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     try:
-        created = admin.post("/api/workflows:create", json={
-            "key": "later", "sync": False, "enabled": True, "nodes": [
-                {"key": "wait", "type": "delay", "config": {"duration": 4, "unit": 1000}},
-                {"key": "out", "type": "output", "config": {"value": "{{$context.body.n}}"}},
-            ]})
+        created = admin.post(
+            "/api/workflows:create",
+            json={
+                "key": "later",
+                "sync": False,
+                "enabled": True,
+                "nodes": [
+                    {"key": "wait", "type": "delay", "config": {"duration": 4, "unit": 1000}},
+                    {"key": "out", "type": "output", "config": {"value": "{{$context.body.n}}"}},
+                ],
+            },
+        )
         assert created.status_code == 200, created.text
-        ids = [httpx.post(f"http://127.0.0.1:{port}/api/webhook:trigger/later", json={"n": n})
-               .headers["x-rayhook-execution"] for n in range(5)]
+        ids = [
+            httpx.post(f"http://127.0.0.1:{port}/api/webhook:trigger/later", json={"n": n}).headers[
+                "x-rayhook-execution"
+            ]
+            for n in range(5)
+        ]
         deadline = time.monotonic() + 30
-        while any(admin.get("/api/executions:get", params={"filterByTk": i}).json()["data"]["status"] != 0
-                  for i in ids):
+        while any(
+            admin.get("/api/executions:get", params={"filterByTk": i}).json()["data"]["status"] != 0
+            for i in ids
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
@@ -192,20 +214,29 @@ def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path:
     time.sleep(5)  # the timers are due while nothing runs
     up.start()
     try:
-        admin = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                             headers={"Authorization": f"Bearer {token}"})
+        admin = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         deadline = time.monotonic() + 60
         for n, execution_id in enumerate(ids):
             while True:
-                execution = admin.get("/api/executions:get",
-                                      params={"filterByTk": execution_id}).json()["data"]
+                execution = admin.get(
+                    "/api/executions:get", params={"filterByTk": execution_id}
+                ).json()["data"]
                 if execution["status"] == 1:
                     break
                 assert time.monotonic() < deadline, execution
                 time.sleep(0.2)
             assert execution["output"] == n
-            assert [(j["nodeKey"], j["status"]) for j in execution["jobs"]] == [("wait", 1), ("out", 1)]
-        version = admin.get("/api/workflows:list", params={"filter[key]": "later"}).json()["data"][0]
+            assert [(j["nodeKey"], j["status"]) for j in execution["jobs"]] == [
+                ("wait", 1),
+                ("out", 1),
+            ]
+        version = admin.get("/api/workflows:list", params={"filter[key]": "later"}).json()["data"][
+            0
+        ]
         assert version["executed"] == 5  # no execution ran twice
     finally:
         assert up.stop() == 0

@@ -10,7 +10,9 @@ from typing import Any
 from tests.e2e.conftest import Server
 
 
-def wait_status(server: Server, execution_id: str, status: int, timeout: float = 30) -> dict[str, Any]:
+def wait_status(
+    server: Server, execution_id: str, status: int, timeout: float = 30
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         execution = server.execution(execution_id)
@@ -32,10 +34,21 @@ def delay_flow(duration: float, end_status: int = 1, **extra: Any) -> dict[str, 
         "enabled": True,
         "nodes": [
             {"key": "before", "type": "variable", "config": {"value": "{{$context.body.n}}"}},
-            {"key": "wait", "type": "delay",
-             "config": {"duration": duration, "unit": 1000, "endStatus": end_status}},
-            {"key": "out", "type": "output",
-             "config": {"value": {"n": "{{$jobsMapByNodeKey.before}}", "waited": "{{$jobsMapByNodeKey.wait}}"}}},
+            {
+                "key": "wait",
+                "type": "delay",
+                "config": {"duration": duration, "unit": 1000, "endStatus": end_status},
+            },
+            {
+                "key": "out",
+                "type": "output",
+                "config": {
+                    "value": {
+                        "n": "{{$jobsMapByNodeKey.before}}",
+                        "waited": "{{$jobsMapByNodeKey.wait}}",
+                    }
+                },
+            },
         ],
         **extra,
     }
@@ -52,7 +65,9 @@ def test_delay_waits_then_resumes_once(server: Server) -> None:
     assert done["status"] == 1
     assert done["output"] == {"n": 7, "waited": 1000}
     assert [(j["nodeKey"], j["status"]) for j in done["jobs"]] == [
-        ("before", 1), ("wait", 1), ("out", 1)
+        ("before", 1),
+        ("wait", 1),
+        ("out", 1),
     ]
 
 
@@ -65,15 +80,37 @@ def test_delay_with_end_status_failed_fails_the_execution(server: Server) -> Non
 
 
 def test_delays_inside_a_loop_resume_each_iteration(server: Server) -> None:
-    version = server.create({"sync": False, "enabled": True, "nodes": [
-        {"key": "each", "type": "loop", "config": {"target": "{{$context.body.items}}"},
-         "branches": {"0": [
-             {"key": "pause", "type": "delay", "config": {"duration": 0, "unit": 1000}},
-             {"key": "seen", "type": "variable", "config": {"value": "{{$scopes.each.item}}"}},
-         ]}},
-        {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.seen}}"}},
-    ]})
-    execution_id = server.hook(version["key"], {"items": ["a", "b", "c"]}).headers["x-rayhook-execution"]
+    version = server.create(
+        {
+            "sync": False,
+            "enabled": True,
+            "nodes": [
+                {
+                    "key": "each",
+                    "type": "loop",
+                    "config": {"target": "{{$context.body.items}}"},
+                    "branches": {
+                        "0": [
+                            {
+                                "key": "pause",
+                                "type": "delay",
+                                "config": {"duration": 0, "unit": 1000},
+                            },
+                            {
+                                "key": "seen",
+                                "type": "variable",
+                                "config": {"value": "{{$scopes.each.item}}"},
+                            },
+                        ]
+                    },
+                },
+                {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.seen}}"}},
+            ],
+        }
+    )
+    execution_id = server.hook(version["key"], {"items": ["a", "b", "c"]}).headers[
+        "x-rayhook-execution"
+    ]
     done = server.wait_final(execution_id, timeout=30)
     assert done["status"] == 1
     assert done["output"] == "c"
@@ -82,12 +119,22 @@ def test_delays_inside_a_loop_resume_each_iteration(server: Server) -> None:
 
 
 def manual_flow(mode: int) -> dict[str, Any]:
-    return {"sync": False, "enabled": True, "nodes": [
-        {"key": "approve", "type": "manual",
-         "config": {"assignees": ["ann", "{{$context.body.reviewer}}"], "mode": mode,
-                    "title": "Refund {{$context.body.amount}}?"}},
-        {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.approve}}"}},
-    ]}
+    return {
+        "sync": False,
+        "enabled": True,
+        "nodes": [
+            {
+                "key": "approve",
+                "type": "manual",
+                "config": {
+                    "assignees": ["ann", "{{$context.body.reviewer}}"],
+                    "mode": mode,
+                    "title": "Refund {{$context.body.amount}}?",
+                },
+            },
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.approve}}"}},
+        ],
+    }
 
 
 def submit(server: Server, job_id: str, **body: Any):  # type: ignore[no-untyped-def]
@@ -96,7 +143,9 @@ def submit(server: Server, job_id: str, **body: Any):  # type: ignore[no-untyped
 
 def test_manual_single_mode_first_submission_decides(server: Server) -> None:
     version = server.create(manual_flow(0))
-    execution_id = server.hook(version["key"], {"reviewer": "bob", "amount": 40}).headers["x-rayhook-execution"]
+    execution_id = server.hook(version["key"], {"reviewer": "bob", "amount": 40}).headers[
+        "x-rayhook-execution"
+    ]
     job = pending_job(wait_status(server, execution_id, 0), "approve")
     assert job["meta"]["assignees"] == ["ann", "bob"] and job["meta"]["title"] == "Refund 40?"
     assert submit(server, job["id"], assignee="carol").status_code == 403
@@ -146,21 +195,44 @@ def test_jobs_resume_errors(server: Server) -> None:
 
 
 def child_flow(sync: bool) -> dict[str, Any]:
-    return {"sync": sync, "enabled": True, "nodes": [
-        {"key": "double", "type": "calculation",
-         "config": {"engine": "math.js", "expression": "{{$context.n}} * 2"}},
-        {"key": "out", "type": "output", "config": {"value": {"doubled": "{{$jobsMapByNodeKey.double}}"}}},
-    ]}
+    return {
+        "sync": sync,
+        "enabled": True,
+        "nodes": [
+            {
+                "key": "double",
+                "type": "calculation",
+                "config": {"engine": "math.js", "expression": "{{$context.n}} * 2"},
+            },
+            {
+                "key": "out",
+                "type": "output",
+                "config": {"value": {"doubled": "{{$jobsMapByNodeKey.double}}"}},
+            },
+        ],
+    }
 
 
 def test_sync_workflow_calls_a_sync_workflow_inline(server: Server) -> None:
     child = server.create(child_flow(sync=True))
-    parent = server.create({"sync": True, "enabled": True, "nodes": [
-        {"key": "call", "type": "subflow",
-         "config": {"workflow": child["key"], "context": {"n": "{{$context.body.n}}"}}},
-        {"key": "reply", "type": "response",
-         "config": {"statusCode": 200, "body": "{{$jobsMapByNodeKey.call}}"}},
-    ]})
+    parent = server.create(
+        {
+            "sync": True,
+            "enabled": True,
+            "nodes": [
+                {
+                    "key": "call",
+                    "type": "subflow",
+                    "config": {"workflow": child["key"], "context": {"n": "{{$context.body.n}}"}},
+                },
+                {
+                    "key": "reply",
+                    "type": "response",
+                    "config": {"statusCode": 200, "body": "{{$jobsMapByNodeKey.call}}"},
+                },
+            ],
+        }
+    )
     reply = server.hook(parent["key"], {"n": 21})
     assert (reply.status_code, reply.json()) == (200, {"doubled": 42})
     parent_run = server.execution(reply.headers["x-rayhook-execution"])
@@ -173,10 +245,24 @@ def test_sync_workflow_calls_a_sync_workflow_inline(server: Server) -> None:
 
 def test_async_workflow_waits_for_an_async_child(server: Server) -> None:
     child = server.create(child_flow(sync=False))
-    parent = server.create({"sync": False, "enabled": True, "nodes": [
-        {"key": "call", "type": "subflow", "config": {"workflow": child["key"], "context": {"n": 5}}},
-        {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.call.doubled}}"}},
-    ]})
+    parent = server.create(
+        {
+            "sync": False,
+            "enabled": True,
+            "nodes": [
+                {
+                    "key": "call",
+                    "type": "subflow",
+                    "config": {"workflow": child["key"], "context": {"n": 5}},
+                },
+                {
+                    "key": "out",
+                    "type": "output",
+                    "config": {"value": "{{$jobsMapByNodeKey.call.doubled}}"},
+                },
+            ],
+        }
+    )
     execution_id = server.hook(parent["key"], {}).headers["x-rayhook-execution"]
     done = server.wait_final(execution_id, timeout=30)
     assert done["status"] == 1 and done["output"] == 10
@@ -184,9 +270,15 @@ def test_async_workflow_waits_for_an_async_child(server: Server) -> None:
 
 def test_sync_workflow_cannot_call_an_async_one(server: Server) -> None:
     child = server.create(child_flow(sync=False))
-    parent = server.create({"sync": True, "enabled": True, "nodes": [
-        {"key": "call", "type": "subflow", "config": {"workflow": child["key"]}},
-    ]})
+    parent = server.create(
+        {
+            "sync": True,
+            "enabled": True,
+            "nodes": [
+                {"key": "call", "type": "subflow", "config": {"workflow": child["key"]}},
+            ],
+        }
+    )
     reply = server.hook(parent["key"], {})
     assert reply.status_code == 500
     execution = server.execution(reply.headers["x-rayhook-execution"])
@@ -195,13 +287,23 @@ def test_sync_workflow_cannot_call_an_async_one(server: Server) -> None:
 
 
 def test_stack_limit_stops_a_workflow_calling_itself(server: Server) -> None:
-    version = server.create({"key": f"self{int(time.time() * 1000) % 10**8}", "sync": True,
-                             "enabled": True, "options": {"stackLimit": 2}, "nodes": []})
+    version = server.create(
+        {
+            "key": f"self{int(time.time() * 1000) % 10**8}",
+            "sync": True,
+            "enabled": True,
+            "options": {"stackLimit": 2},
+            "nodes": [],
+        }
+    )
     key = version["key"]
-    nodes = [{"key": "again", "type": "subflow", "config": {"workflow": key}},
-             {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.again}}"}}]
-    updated = server.admin.post("/api/workflows:update", params={"filterByTk": version["id"]},
-                                json={"nodes": nodes})
+    nodes = [
+        {"key": "again", "type": "subflow", "config": {"workflow": key}},
+        {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.again}}"}},
+    ]
+    updated = server.admin.post(
+        "/api/workflows:update", params={"filterByTk": version["id"]}, json={"nodes": nodes}
+    )
     assert updated.status_code == 200, updated.text
     reply = server.hook(key, {})
     execution = server.execution(reply.headers["x-rayhook-execution"])
@@ -214,21 +316,37 @@ def test_stack_limit_stops_a_workflow_calling_itself(server: Server) -> None:
 
 
 def test_flow_nodes_test_runs_one_node(server: Server) -> None:
-    reply = server.admin.post("/api/flow_nodes:test", json={
-        "type": "calculation",
-        "config": {"engine": "math.js", "expression": "{{$context.body.a}} + {{$jobsMapByNodeKey.x}}"},
-        "variables": {"$context": {"body": {"a": 2}}, "$jobsMapByNodeKey": {"x": 40}},
-    })
+    reply = server.admin.post(
+        "/api/flow_nodes:test",
+        json={
+            "type": "calculation",
+            "config": {
+                "engine": "math.js",
+                "expression": "{{$context.body.a}} + {{$jobsMapByNodeKey.x}}",
+            },
+            "variables": {"$context": {"body": {"a": 2}}, "$jobsMapByNodeKey": {"x": 40}},
+        },
+    )
     assert reply.status_code == 200, reply.text
     assert reply.json()["data"] == {"status": 1, "result": 42, "log": None}
-    condition = server.admin.post("/api/flow_nodes:test", json={"values": {
-        "type": "condition",
-        "config": {"rejectOnFalse": False,
-                   "calculation": {"calculator": "gt", "operands": ["{{$context.n}}", 10]}},
-        "variables": {"$context": {"n": 3}}}})
+    condition = server.admin.post(
+        "/api/flow_nodes:test",
+        json={
+            "values": {
+                "type": "condition",
+                "config": {
+                    "rejectOnFalse": False,
+                    "calculation": {"calculator": "gt", "operands": ["{{$context.n}}", 10]},
+                },
+                "variables": {"$context": {"n": 3}},
+            }
+        },
+    )
     assert condition.json()["data"]["result"] is False
-    bad = server.admin.post("/api/flow_nodes:test", json={
-        "type": "calculation", "config": {"engine": "math.js", "expression": "nope(1)"}})
+    bad = server.admin.post(
+        "/api/flow_nodes:test",
+        json={"type": "calculation", "config": {"engine": "math.js", "expression": "nope(1)"}},
+    )
     assert bad.status_code == 400 and "config.expression" in bad.json()["errors"][0]["message"]
     untestable = server.admin.post("/api/flow_nodes:test", json={"type": "end", "config": {}})
     assert untestable.status_code == 400

@@ -165,9 +165,6 @@ class ExecutionLog:
         raw = await self.client.get(self.keys.execution(execution_id))
         return _decode_execution(raw) if raw else None
 
-    async def get_raw(self, execution_id: str) -> bytes | None:
-        return await self.client.get(self.keys.execution(execution_id))
-
     async def jobs(self, execution_id: str) -> list[Job]:
         raw = await self.client.hvals(self.keys.jobs(execution_id))
         jobs = [_decode_job(item) for item in raw]

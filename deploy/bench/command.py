@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import os
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -147,7 +146,6 @@ class _Progress:
         self.console, self.duration = console, duration
         self.started = time.perf_counter()
         self.live = Live(console=console, refresh_per_second=4, transient=True)
-        self.lock = threading.Lock()
 
     def __enter__(self) -> _Progress:
         self.started = time.perf_counter()

@@ -60,8 +60,11 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
         "`errors[]` entry per problem (definition errors name the node and field).",
     ),
     401: ("Unauthorized", "Missing or wrong credentials."),
-    403: ("Forbidden", "The caller may not do this (a submission from someone who is not an "
-          "assignee of the manual node)."),
+    403: (
+        "Forbidden",
+        "The caller may not do this (a submission from someone who is not an "
+        "assignee of the manual node).",
+    ),
     404: ("NotFound", "No such resource (or, for a webhook, no enabled version)."),
     405: ("MethodNotAllowed", "Webhooks are POSTed."),
     408: (
@@ -81,7 +84,6 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
         "A sync workflow ended in a status other than RESOLVED "
         "without a Response node; the message names the status, never a stack trace.",
     ),
-    501: ("NotImplemented", "The route is in the SPEC but its feature is not in this release."),
     503: ("ServiceUnavailable", "Redis or Ray is unavailable; nothing was acknowledged. Retry."),
 }
 
@@ -92,6 +94,12 @@ def _error_response(status: int) -> dict[str, Any]:
         "description": description,
         "content": {_JSON: {"schema": _ref("ErrorEnvelope")}},
     }
+    if status == 400:  # malformed HTTP framing, refused by gunicorn before the app
+        response["description"] += (
+            " Malformed HTTP framing (an invalid Content-Length, a Transfer-Encoding that "
+            "does not end with chunked) is refused by the HTTP server in plain text."
+        )
+        response["content"]["text/plain"] = {"schema": {"type": "string"}}
     if status == 401:
         response["headers"] = {
             "WWW-Authenticate": {
@@ -413,7 +421,7 @@ def _execution_paths() -> dict[str, Any]:
                 "operationId": "resumeJob",
                 "tags": ["executions"],
                 "summary": "A person's submission to a waiting manual node.",
-                "description": "The submission may also be sent as `{\"values\": {...}}`. Once "
+                "description": 'The submission may also be sent as `{"values": {...}}`. Once '
                 "the node's mode is decided, its execution resumes (a durable inbox event); "
                 "until then the submission is kept on the job.",
                 "parameters": [_JOB_ID],
@@ -430,7 +438,7 @@ def _execution_paths() -> dict[str, Any]:
                 "tags": ["workflows"],
                 "summary": "Run one node's config once with the given variables.",
                 "description": "Only node types with a test run (NocoBase's list). The body "
-                "may also be sent as `{\"values\": {...}}`.",
+                'may also be sent as `{"values": {...}}`.',
                 "requestBody": _body(_ref("NodeTest"), required=True),
                 "responses": {
                     "200": _ok(
@@ -551,7 +559,7 @@ def _probe_paths() -> dict[str, Any]:
         "required": ["redis", "ray"],
         "additionalProperties": False,
     }
-    open_ = {"security": []}
+    open_: dict[str, Any] = {"security": []}
     return {
         "/healthz": {
             "get": {
@@ -596,7 +604,6 @@ def _probe_paths() -> dict[str, Any]:
                         "description": "The Prometheus text exposition format.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_errors(501),
                 },
             }
         },
@@ -680,16 +687,22 @@ def _schemas() -> dict[str, Any]:
 
 #: Requests the HTTP server (gunicorn) refuses before the app sees them; its
 #: replies are short `text/plain`, not the JSON envelope.
+_GUNICORN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _SERVER_LIMITS: dict[str, Any] = {
+    "501": {
+        "description": "Refused by the HTTP server: a Transfer-Encoding it does not "
+        "implement. The body is gunicorn's plain text.",
+        "content": _GUNICORN_TEXT,
+    },
     "414": {
         "description": "Refused by the HTTP server: the request line (method, path and "
         "query) is longer than 4094 bytes. The body is gunicorn's plain text.",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+        "content": _GUNICORN_TEXT,
     },
     "431": {
         "description": "Refused by the HTTP server: more than 100 headers, or one longer "
         "than 8190 bytes. The body is gunicorn's plain text.",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+        "content": _GUNICORN_TEXT,
     },
 }
 

@@ -284,13 +284,6 @@ def test_parse_url_and_json_paths(server: Server) -> None:
     assert server.admin.post("/api/webhook:parse", json={}).status_code == 400
 
 
-def test_not_yet_available_actions_say_so(server: Server) -> None:
-    for action in ("jobs:resume",):
-        reply = server.admin.post(f"/api/{action}", params={"filterByTk": "x"})
-        assert reply.status_code == 501
-        assert "not available" in reply.json()["errors"][0]["message"]
-
-
 def _node_keys(nodes: list[dict]) -> list[str]:
     keys = []
     for node in nodes:

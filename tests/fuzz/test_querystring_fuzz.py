@@ -1,0 +1,144 @@
+"""`parse_query_string` on hostile query strings: it never raises, its result is
+plain JSON (objects and arrays whose leaves are strings or null), its size is
+linear in the input's, and a call takes well under a second of CPU for any
+input up to 1 MiB (query-string bombs included)."""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from ingress.querystring import parse_query_string
+from tests.fuzz.conftest import examples
+
+MIB = 1 << 20
+#: CPU seconds one call may take (the worst measured is ~0.3 s; see docs/reliability.md).
+CPU_LIMIT = 1.0
+
+
+def check(query: str) -> Any:
+    started = time.process_time()
+    result = parse_query_string(query)
+    spent = time.process_time() - started
+    assert spent < CPU_LIMIT, f"{spent:.2f} s of CPU for {len(query)} characters"
+    assert isinstance(result, dict)
+    encoded = json.dumps(result, ensure_ascii=False)  # plain JSON, no other types inside
+    assert len(encoded) <= 10 * len(query) + 16, (len(encoded), len(query))
+    assert_leaves_are_text(result)
+    return result
+
+
+def assert_leaves_are_text(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            assert all(isinstance(k, str) for k in item), item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            assert item is None or isinstance(item, str), repr(item)
+
+
+# Query strings made of the tokens qs treats specially (brackets, dots,
+# separators, escapes, list indexes around its limit of 100, huge numbers), so
+# random draws hit its parsing paths far more often than plain text does.
+_TOKENS = st.one_of(
+    st.sampled_from(
+        [
+            "a",
+            "b",
+            "query",
+            "__proto__",
+            "[",
+            "]",
+            "[]",
+            "[0]",
+            "[1]",
+            "[100]",
+            "[101]",
+            "[-1]",
+            ".",
+            "=",
+            "&",
+            "&&",
+            ";",
+            "+",
+            "?",
+            "%",
+            "%%",
+            "%2",
+            "%zz",
+            "%E0%A4%A",
+            "%C3%28",
+            "%FF",
+            "%00",
+            "%5B",
+            "%5D",
+            "%26",
+            "%3D",
+        ]
+    ),
+    st.integers(min_value=0, max_value=10**30).map(lambda n: f"[{n}]"),
+    st.text(max_size=3),
+)
+query_strings = st.lists(_TOKENS, max_size=80).map("".join)
+
+
+@settings(max_examples=examples(300))
+@given(st.text())
+@example("%")
+@example("a[b]=%zz&a[b]=%E0%A4%A&%ff=%c3%28")
+@example("\ud800=\udfff")
+def test_any_text_parses_to_plain_json(query: str) -> None:
+    check(query)
+
+
+@settings(max_examples=examples(300))
+@given(query_strings)
+@example("a[999999999]=1&a[0]=2")
+@example("a[0]=1&a[b]=2&a=3&a[0][c]=4")
+@example("query[0][a]=1&query[0][a]=2&query[]=x")
+def test_qs_shaped_text_parses_to_plain_json(query: str) -> None:
+    check(query)
+
+
+BOMBS = {
+    "1e5 parameters": "&".join(f"a{i}=1" for i in range(100_000)),
+    "1e5 repeats of one key": "&".join(["a=1"] * 100_000),
+    "1e5 array pushes": "&".join(["a[]=1"] * 100_000),
+    "1e5 indexes": "&".join(f"a[{i}]=1" for i in range(100_000)),
+    "4 KiB of repeats (fits a request line)": "&".join(["a=1"] * 1000),
+    "deep brackets": "a" + "[b]" * 100_000 + "=1",
+    "deep dots": "a" + ".b" * 300_000 + "=1",
+    "empty brackets": "a" + "[]" * 500_000 + "=1",
+    "huge index": "a[999999999]=1",
+    "huge index as a number": "a[" + "9" * 5000 + "]=1",
+    "invalid escapes": "%zz%" * 250_000,
+    "escaped brackets": "a%5Bb%5D%5Bc%5D=1&" * 50_000,
+    "unicode keys": "&".join(f"ключ{i}[日本]=值" for i in range(30_000)),
+    "1 MiB value": "a=" + "x" * MIB,
+    "1 MiB of separators": "&" * MIB,
+    "1 MiB of equals": "=" * MIB,
+}
+
+
+@pytest.mark.parametrize("query", BOMBS.values(), ids=BOMBS.keys())
+def test_query_string_bombs_parse_within_bounds(query: str) -> None:
+    assert len(query) <= 2 * MIB
+    check(query)
+    tracemalloc.start()  # measured apart: tracing slows the parse several times over
+    try:
+        parse_query_string(query)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Memory stays a small multiple of the input (a str of 1 MiB is ~1 MiB).
+    assert peak <= 64 * len(query) + MIB, f"{peak / MIB:.1f} MiB peak for {len(query)} characters"

@@ -13,13 +13,17 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from qs_codec import decode
 
-from ingress.querystring import parse_query_string
+from ingress.querystring import _OPTIONS, parse_query_string
 from tests.fuzz.conftest import examples
 
 MIB = 1 << 20
-#: CPU seconds one call may take (the worst measured is ~0.3 s; see docs/reliability.md).
+#: CPU seconds one call may take, for any input up to 1 MiB.
 CPU_LIMIT = 1.0
+#: CPU seconds a request line's worth of repeats of one key may take (finding F1:
+#: it took 0.25-0.4 s while qs-codec merged repeats in quadratic time).
+REPEATS_CPU_LIMIT = 0.05
 
 
 def check(query: str) -> Any:
@@ -142,3 +146,32 @@ def test_query_string_bombs_parse_within_bounds(query: str) -> None:
         tracemalloc.stop()
     # Memory stays a small multiple of the input (a str of 1 MiB is ~1 MiB).
     assert peak <= 64 * len(query) + MIB, f"{peak / MIB:.1f} MiB peak for {len(query)} characters"
+
+
+@pytest.mark.parametrize("pair", ["a=1", "a[]=1", "a[b]=1", "a", "%61=1"])
+def test_a_request_line_of_repeats_parses_in_linear_time(pair: str) -> None:
+    query = "&".join([pair] * 1000)
+    started = time.process_time()
+    parse_query_string(query)
+    spent = time.process_time() - started
+    assert spent < REPEATS_CPU_LIMIT, f"{spent * 1000:.0f} ms of CPU for 1,000 repeats of {pair}"
+
+
+# Repeats of a few keys, past the list limit and mixed with indexes and nested
+# keys: the linear merge must give what qs-codec's own (quadratic) one gives.
+_REPEATED_PARTS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "%61", "a[]", "a[b]", "a[0]", "a[101]", "b", "[]", "a[b][]"]),
+        st.sampled_from(["=1", "=x%20y", "", "=", "=%zz"]),
+        st.integers(min_value=1, max_value=150),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=examples(100))
+@given(_REPEATED_PARTS)
+def test_repeated_keys_merge_as_qs_codec_does(parts: list[tuple[str, str, int]]) -> None:
+    query = "&".join("&".join([key + value] * count) for key, value, count in parts)
+    assert parse_query_string(query) == decode(query, _OPTIONS)

@@ -48,13 +48,22 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def as_double(value: float | int) -> float:
+    """A number as JS holds it: JSON integers too large for a double (msgspec
+    keeps them as ints) are ±Infinity, as `Number("1e400")` is."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def number_to_string(value: float | int) -> str:
     """ECMAScript `Number::toString`: `1.0` → `"1"`, `1e-5` → `"0.00001"`,
     `1e21` → `"1e+21"`, `2**64` → `"18446744073709552000"`."""
     if isinstance(value, int):
         if abs(value) < 2**53:
             return str(value)
-        value = float(value)
+        value = as_double(value)
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -141,7 +150,7 @@ def to_number(value: Any) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if is_number(value):
-        return float(value)
+        return as_double(value)
     if isinstance(value, datetime):
         return value.timestamp() * 1000.0
     if isinstance(value, str):
@@ -211,7 +220,7 @@ def parse_date(value: Any) -> float:
     if isinstance(value, datetime):
         return to_number(value)
     if is_number(value):
-        return float(value)
+        return as_double(value)
     if isinstance(value, str):
         text = value.strip()
         try:

@@ -10,6 +10,9 @@ from typing import Any
 
 _MISSING: Any = object()
 _INDEX = re.compile(r"^\d+$")
+#: Digits of the longest index a list could have; longer indexes are always out
+#: of range (and past Python's int-from-text limit at 4,300 digits).
+_MAX_INDEX_DIGITS = 18
 _BRACKET_PATH = re.compile(r"""[^.[\]]+|\[(?:(\d+)|"([^"]*)"|'([^']*)')\]""")
 
 
@@ -28,8 +31,7 @@ def lookup(root: Any, segments: tuple[str, ...]) -> Any:
             value = value.get(seg, _MISSING)
         elif isinstance(value, list):
             if _INDEX.match(seg):
-                idx = int(seg)
-                value = value[idx] if idx < len(value) else _MISSING
+                value = _item(value, seg)
             elif seg == "length":
                 value = len(value)
             else:
@@ -44,8 +46,8 @@ def lookup(root: Any, segments: tuple[str, ...]) -> Any:
         elif isinstance(value, str):
             if seg == "length":
                 value = len(value)
-            elif _INDEX.match(seg) and int(seg) < len(value):
-                value = value[int(seg)]
+            elif _INDEX.match(seg):
+                value = _item(value, seg)
             else:
                 return _MISSING
         else:
@@ -58,13 +60,20 @@ def lookup(root: Any, segments: tuple[str, ...]) -> Any:
 MISSING = _MISSING
 
 
+def _item(sequence: list[Any] | str, index: str) -> Any:
+    if len(index) > _MAX_INDEX_DIGITS or int(index) >= len(sequence):
+        return _MISSING
+    return sequence[int(index)]
+
+
 def parse_request_path(path: str) -> tuple[str | int, ...]:
     """Split a lodash-style path: `query[0].a` → `("query", 0, "a")`."""
     parts: list[str | int] = []
     for match in _BRACKET_PATH.finditer(path):
         index, dq, sq = match.groups()
         if index is not None:
-            parts.append(int(index))
+            # lodash reads indexes as text, so one too long for any list stays text.
+            parts.append(int(index) if len(index) <= _MAX_INDEX_DIGITS else index)
         elif dq is not None:
             parts.append(dq)
         elif sq is not None:

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 from engine.jsvalues import (
     UNDEFINED,
+    as_double,
     is_nullish,
     is_number,
     js_string,
@@ -104,10 +105,13 @@ _REJECTED = {
     "`": "template literals are not supported; join text with + or CONCATENATE",
     "...": 'spread ("...") is not supported',
 }
+# JavaScript numbers are ASCII digits only (`٣` and `²` are not numbers there).
 _NUMBER = re.compile(
     r"0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+"
-    r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+    r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?",
+    re.ASCII,
 )
+_DIGITS = frozenset("0123456789")
 _NAME = re.compile(r"[A-Za-z_$][\w$]*")
 _SPACE = re.compile(r"\s+|//[^\n]*|/\*[\s\S]*?\*/")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
@@ -188,7 +192,7 @@ def _tokenize(source: str) -> list[_Token]:
             value, index = _read_string(source, index)
             tokens.append(_Token("str", source[col - 1 : index], col, value))
             continue
-        if char.isdigit() or (char == "." and source[index + 1 : index + 2].isdigit()):
+        if char in _DIGITS or (char == "." and source[index + 1 : index + 2] in _DIGITS):
             match = _NUMBER.match(source, index)
             assert match is not None
             text = match.group(0)
@@ -196,7 +200,7 @@ def _tokenize(source: str) -> list[_Token]:
             if index < len(source) and (source[index].isalnum() or source[index] in "_$"):
                 raise _error(f'invalid number "{text}{source[index]}"', col)
             if text[:2].lower() in ("0x", "0b", "0o"):
-                number = float(int(text[2:], {"x": 16, "b": 2, "o": 8}[text[1].lower()]))
+                number = as_double(int(text[2:], {"x": 16, "b": 2, "o": 8}[text[1].lower()]))
             else:
                 number = float(text)
             tokens.append(_Token("num", text, col, number))
@@ -455,7 +459,7 @@ def _parse_number(value: Any) -> float:
     if isinstance(value, bool):
         return float(value)
     if is_number(value):
-        return float(value)
+        return as_double(value)
     if isinstance(value, str) and value.strip() != "":
         number = to_number(value)
         if not math.isnan(number):
@@ -468,7 +472,7 @@ def _parse_string(value: Any) -> str:
 
 
 def _numbers(args: Iterable[Any]) -> list[float]:
-    return [float(v) for v in _flatten(args) if is_number(v)]
+    return [as_double(v) for v in _flatten(args) if is_number(v)]
 
 
 def _round_decimal(number: float, digits: float, mode: str) -> float:
@@ -589,7 +593,7 @@ def _sumproduct(*arrays: Any) -> float:
     for row in zip(*columns, strict=True):
         product = 1.0
         for value in row:
-            product *= float(value) if is_number(value) else 0.0
+            product *= as_double(value) if is_number(value) else 0.0
         total += product
     return total
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.jsvalues import is_number, js_string, to_number, truthy
+from engine.jsvalues import as_double, is_number, js_string, to_number, truthy
 from engine.nodes.base import (
     CompiledNode,
     Instruction,
@@ -146,7 +146,7 @@ def parse_moment(value: Any) -> Moment:
     if isinstance(value, bool):
         return from_ms(float(value))
     if is_number(value):
-        return from_ms(float(value))
+        return from_ms(as_double(value))
     if isinstance(value, str):
         text = value.strip()
         match = None if text[-1:] in ("Z", "z") else _DAYJS_PARSE.match(value)

@@ -13,12 +13,13 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import assume, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.expressions import ExpressionError, compile_expression
 from engine.expressions.formulajs import SUPPORTED_FUNCTIONS as FORMULA_FUNCTIONS
 from engine.expressions.mathjs import SUPPORTED_FUNCTIONS as MATH_FUNCTIONS
+from engine.paths import get_request_path, parse_request_path
 from engine.templates import TemplateError, compile_template, parse_placeholders
 from tests.fuzz.conftest import examples
 
@@ -27,10 +28,14 @@ CPU_LIMIT = 1.0
 
 # -- values ---------------------------------------------------------------------------
 
-_NAMES = st.sampled_from(["a", "b", "0", "1", "length", "items", "id", "", "x y", "ключ"])
-# Integers beyond the float range (10**400) are left out until finding F2 is fixed
-# (see the xfail tests at the end and docs/reliability.md).
-_BIG = st.sampled_from([2**53 + 1, 2**64, 10**30, -(10**30), 10**308, -(10**308)])
+#: Path segments and keys, a numeric one past Python's int-from-text limit among them.
+_NAMES = st.sampled_from(
+    ["a", "b", "0", "1", "length", "items", "id", "", "x y", "ключ", "٣", "9" * 5000]
+)
+#: Integers a JSON body may hold, beyond the float range too (JS reads 1e400 as Infinity).
+_BIG = st.sampled_from(
+    [2**53 + 1, 2**64, 10**30, -(10**30), 10**308, -(10**308), 10**400, -(10**400)]
+)
 _SCALARS = st.one_of(
     st.none(),
     st.booleans(),
@@ -127,6 +132,9 @@ _EXPRESSION_TOKENS = st.one_of(
             ";",
             "@",
             "#",
+            "²",
+            "٣",
+            "①",
         ]
     ),
     st.sampled_from(sorted({*MATH_FUNCTIONS, *FORMULA_FUNCTIONS})).map(lambda f: f + "("),
@@ -219,8 +227,6 @@ def test_mathjs_compiles_and_evaluates_or_raises_expression_error(
 def test_formulajs_compiles_and_evaluates_or_raises_expression_error(
     text: str, scope: dict[str, Any]
 ) -> None:
-    # Non-ASCII digits are left out until finding F4 is fixed (xfail below).
-    assume(not any(c.isdigit() and not c.isascii() for c in text))
     compile_and_evaluate("formula.js", text, scope)
 
 
@@ -243,32 +249,49 @@ def test_unknown_engines_are_expression_errors(engine: str, text: str) -> None:
         raise AssertionError(f"engine {engine!r} was accepted")
 
 
-# -- open findings (docs/reliability.md, "Fuzzing"): pinned until fixed -----------------
+# -- fixed findings (docs/reliability.md, "Fuzzing") -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="open finding F2")
-def test_interpolating_an_integer_beyond_the_float_range_renders_text() -> None:
-    # A JSON body may hold 1 followed by 400 zeros; msgspec decodes it as an int.
-    rendered = compile_template("x{{$context.a}}").render({"$context": {"a": 10**400}})
-    assert rendered == "xInfinity"  # JS: String(Number(1e400))
+@pytest.mark.parametrize(("number", "text"), [(10**400, "Infinity"), (-(10**400), "-Infinity")])
+def test_interpolating_an_integer_beyond_the_float_range_renders_like_js(
+    number: int, text: str
+) -> None:
+    # F2. A JSON body may hold 1 followed by 400 zeros; msgspec decodes it as an int.
+    rendered = compile_template("x{{$context.a}}").render({"$context": {"a": number}})
+    assert rendered == "x" + text  # JS: String(Number("1e400"))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="open finding F2")
 def test_string_engine_substitutes_an_integer_beyond_the_float_range() -> None:
+    # F2.
     compiled = compile_expression("string", "{{$context.a}}!")
     assert compiled.evaluate({"$context": {"a": 10**400}}) == "Infinity!"
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="open finding F3")
+def test_formulajs_reads_an_integer_beyond_the_float_range_as_infinity() -> None:
+    # F2.
+    compiled = compile_expression("formula.js", "{{$context.a}} > 1e308")
+    assert compiled.evaluate({"$context": {"a": 10**400}}) is True
+
+
 def test_a_template_path_with_a_huge_numeric_segment_renders_as_missing() -> None:
+    # F3.
     renderer = compile_template("{{$context.a." + "9" * 5000 + "}}")
-    assert renderer.render({"$context": {"a": [1]}}) is None
+    assert renderer.render({"$context": {"a": [1], "b": "text"}}) is None
+    assert (
+        compile_template("{{$context.b." + "9" * 5000 + "}}").render({"$context": {"b": "x"}})
+        is None
+    )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="open finding F4")
-@pytest.mark.parametrize("text", ["²", "①", "1 + ³"])
+def test_a_request_path_with_a_huge_index_reads_as_missing() -> None:
+    # F3: lodash reads the index as text, which no list has.
+    path = parse_request_path("a[" + "9" * 5000 + "]")
+    assert get_request_path({"a": [1]}, path) is None
+    assert get_request_path({"a": {"9" * 5000: 1}}, path) == 1
+
+
+@pytest.mark.parametrize("text", ["²", "①", "1 + ³", "٣", "1٣", ".٣"])
 def test_formulajs_rejects_non_ascii_digits_as_expression_errors(text: str) -> None:
-    try:
+    # F4: JavaScript numbers are ASCII digits only.
+    with pytest.raises(ExpressionError):
         compile_expression("formula.js", text)
-    except ExpressionError:
-        return

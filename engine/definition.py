@@ -199,25 +199,78 @@ def decode_definitions(data: bytes | str, *, filename: str = "") -> list[Workflo
 def load_document(data: bytes | str, *, filename: str = "") -> Any:
     """Parse JSON (or YAML, a superset) into plain values."""
     text = data.decode() if isinstance(data, bytes) else data
-    if filename.endswith(".json") or text.lstrip().startswith(("{", "[")):
-        try:
-            return msgspec.json.decode(text)
-        except msgspec.DecodeError as exc:
-            if filename.endswith(".json"):
-                raise DefinitionError([f"invalid JSON: {exc}"]) from exc
     try:
-        return _string_keys(yaml.safe_load(text))
-    except yaml.YAMLError as exc:
-        raise DefinitionError([f"invalid YAML: {exc}"]) from exc
+        if filename.endswith(".json") or text.lstrip().startswith(("{", "[")):
+            try:
+                return msgspec.json.decode(text)
+            except msgspec.DecodeError as exc:
+                if filename.endswith(".json"):
+                    raise DefinitionError([f"invalid JSON: {exc}"]) from exc
+            except UnicodeEncodeError:  # only text never read from UTF-8 bytes holds one
+                raise DefinitionError(["invalid JSON: a lone surrogate is no character"]) from None
+        try:
+            return _plain(yaml.load(text, Loader=_DefinitionLoader))  # a SafeLoader
+        except yaml.YAMLError as exc:
+            raise DefinitionError([f"invalid YAML: {exc}"]) from exc
+    except RecursionError:
+        raise DefinitionError(["the document is nested too deeply"]) from None
 
 
-def _string_keys(value: Any) -> Any:
-    """YAML is only another spelling of the JSON document: `1:` means `"1":`."""
+class _DefinitionLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases, and with its bare `ValueError`s
+    reported as the YAML errors they are."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # An alias repeats a node: repeats of repeats grow exponentially (280
+        # bytes can make gigabytes), and one inside its own anchor never ends.
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "aliases (*name) are not accepted in a workflow definition: write the value out",
+                self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        # int() refuses more than 4,300 digits and datetime() a 13th month.
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as exc:
+            problem = (
+                "an integer of more than 4,300 digits"
+                if node.tag == "tag:yaml.org,2002:int"
+                else f"{str(node.value)[:40]!r} cannot be read: {exc}"
+            )
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from exc
+
+
+def _plain(value: Any) -> Any:
+    """YAML is only another spelling of the JSON document: `1:` means `"1":`,
+    and text is Unicode characters."""
     if isinstance(value, dict):
-        return {_key_text(k): _string_keys(v) for k, v in value.items()}
+        return {_text(_key_text(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_string_keys(v) for v in value]
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return _text(value)
     return value
+
+
+def _text(text: str) -> str:
+    """YAML's `\\u` escapes are code points, so it reads JSON's escape of an emoji
+    (`\\ud83d\\ude00`) as two lone surrogates: join them as JSON does. A lone
+    one is no character, and nothing can store it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            raise DefinitionError(
+                [f"invalid YAML: {text[:40]!r} holds a lone surrogate (a \\ud800-\\udfff escape)"]
+            ) from None
+    return text
 
 
 def _key_text(key: Any) -> str:

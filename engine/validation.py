@@ -20,6 +20,7 @@ from engine.definition import (
 )
 from engine.nodes import REGISTRY
 from engine.nodes.base import CompiledNode, NodeError, WorkflowFacts
+from engine.nodes.response import HEADER_NAME
 from engine.scope import ROOTS, SYSTEM
 from engine.status import Status
 from engine.templates import Placeholder, TemplateError, compile_template
@@ -265,6 +266,12 @@ def _check_trigger(src: _Source) -> Iterator[str]:
             )
         if not 100 <= config.response.statusCode <= 599:
             yield "config.response.statusCode: must be from 100 to 599"
+        for i, header in enumerate(config.response.headers):
+            if not HEADER_NAME.fullmatch(header.name):
+                yield (
+                    f"config.response.headers[{i}].name: {header.name!r} is not a valid "
+                    "header name (letters, digits, - and _)"
+                )
         try:
             renderer = compile_template(
                 {

@@ -10,7 +10,11 @@ from typing import Any
 import falcon
 import msgspec
 
+from engine.jsvalues import as_double
+
 _decode = msgspec.json.Decoder().decode
+#: Integers msgpack (how events are stored and passed on) can hold.
+_MSGPACK_INTS = range(-(2**63), 2**64)
 
 
 def is_json_media(content_type: str | None) -> bool:
@@ -79,6 +83,27 @@ def decode_json(data: bytes, max_depth: int) -> Any:
         raise falcon.HTTPBadRequest(
             description=f"request body is nested deeper than {max_depth} levels"
         )
+    return value
+
+
+def huge_ints_as_doubles(value: Any) -> Any:
+    """Integers msgpack cannot hold become doubles (±Infinity past 1.8e308), as
+    Node.js reads every JSON number; the rest is left as it is, in place.
+
+    msgspec decodes JSON integers of any size; rather than look for such rare
+    ones in every body, the ingress calls this when encoding an event fails."""
+    if not isinstance(value, dict | list):
+        return as_double(value) if type(value) is int and value not in _MSGPACK_INTS else value
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if type(child) is int:
+                if child not in _MSGPACK_INTS:
+                    item[key] = as_double(child)
+            elif isinstance(child, dict | list):
+                stack.append(child)
     return value
 
 

@@ -10,8 +10,11 @@ the same loop turn); a sync one waits for its execution's reply."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import falcon
 import falcon.asgi
@@ -21,7 +24,7 @@ from redis.exceptions import RedisError
 from actors.router import Unavailable
 from engine.records import Reply, TriggerEvent, new_execution_id
 from ingress.auth import BASIC_CHALLENGE, basic_matches
-from ingress.body import decode_json, has_body, is_json_media, read_body
+from ingress.body import decode_json, has_body, huge_ints_as_doubles, is_json_media, read_body
 from ingress.errors import error_body
 from ingress.querystring import parse_query_string
 from ingress.routes import Route
@@ -37,6 +40,11 @@ _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(Reply).decode
 #: Extra wait beyond `options.timeout` before the ingress gives up on the executor.
 SYNC_GRACE_SECONDS = 10.0
+#: What every server sends in a header: a token name; a value of visible ASCII,
+#: space and Latin-1 (HTTP allows a tab too, but some validators refuse it).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_UNSENDABLE = re.compile(r"[^\x20-\x7e\x80-\xff]")
+T = TypeVar("T")
 
 
 class WebhookResource:
@@ -83,7 +91,7 @@ class WebhookResource:
             event = _event(req, route, query, body)
             dedupe = self._dedupe(route, event)
             try:
-                await self.services.inbox.add(event, dedupe)
+                await _encodable(event, partial(self.services.inbox.add, event, dedupe))
             except Duplicate as repeat:  # answered like the first, nothing queued
                 reply = route.trigger.reply.render(event.context, self.settings.env)
                 reply.executionId = repeat.execution_id
@@ -180,7 +188,9 @@ class WebhookResource:
     async def _call(self, route: Route, event: TriggerEvent) -> Reply:
         limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else None
         try:
-            return await asyncio.wait_for(self.services.router.run_sync(event), limit)
+            return await asyncio.wait_for(
+                _encodable(event, partial(self.services.router.run_sync, event)), limit
+            )
         except TimeoutError:
             return Reply(
                 status=408,
@@ -223,6 +233,17 @@ def _event(
     )
 
 
+async def _encodable(event: TriggerEvent, send: Callable[[], Awaitable[T]]) -> T:
+    """`send()` the event; if msgpack cannot encode it (an integer beyond 64
+    bits in the body: it fails before anything is sent), once more with such
+    integers read as doubles."""
+    try:
+        return await send()
+    except OverflowError:
+        huge_ints_as_doubles(event.context)
+        return await send()
+
+
 def write_reply(resp: falcon.asgi.Response, reply: Reply) -> None:
     resp.status = reply.status
     if reply.message is not None:
@@ -235,6 +256,10 @@ def write_reply(resp: falcon.asgi.Response, reply: Reply) -> None:
         resp.data = _encode(reply.body)
         resp.content_type = falcon.MEDIA_JSON
     for name, value in reply.headers:
-        resp.set_header(name, value)
+        # A value rendered from the request may hold what HTTP cannot carry (CR/LF,
+        # controls, characters beyond Latin-1): those characters are dropped, so
+        # the reply is still sent (an async event is already stored).
+        if _HEADER_NAME.fullmatch(name):
+            resp.set_header(name, _UNSENDABLE.sub("", value))
     if reply.executionId:
         resp.set_header(EXECUTION_HEADER, reply.executionId)

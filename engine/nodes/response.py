@@ -50,7 +50,7 @@ class Response(Instruction):
             except ValueError as exc:
                 raise NodeError("statusCode", str(exc)) from exc
         for i, header in enumerate(config.headers):
-            if not HEADER_NAME.match(header.name):
+            if not HEADER_NAME.fullmatch(header.name):
                 raise NodeError(
                     f"headers[{i}].name",
                     f"{header.name!r} is not a valid header name (letters, digits, - and _)",

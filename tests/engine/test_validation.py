@@ -201,6 +201,11 @@ def test_response_status_code_out_of_range():
     assert "config.statusCode" in message
 
 
+def test_response_header_name_with_a_trailing_newline_is_rejected():
+    message = one_error(workflow(response("r1", headers=[{"name": "X-A\n", "value": "x"}])))
+    assert "config.headers[0].name" in message
+
+
 def test_response_header_name_is_checked():
     message = one_error(workflow(response("r1", headers=[{"name": "1bad", "value": "x"}])))
     assert 'node "r1"' in message
@@ -502,6 +507,12 @@ def test_async_response_header_using_jobs_map_is_rejected():
 def test_async_response_bad_template_is_rejected():
     doc = workflow(sync=False, config={"response": {"body": "{{$context.a[0]}}"}})
     assert one_error(doc).startswith("config.response")
+
+
+@pytest.mark.parametrize("name", ["X Bad", "X-A\n", "Ā", ""])
+def test_async_response_header_name_is_checked(name):
+    doc = workflow(sync=False, config={"response": {"headers": [{"name": name, "value": "x"}]}})
+    assert one_error(doc).startswith("config.response.headers[0].name")
 
 
 def test_config_response_on_sync_workflow_is_rejected():

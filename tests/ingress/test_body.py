@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 import pytest
 
-from ingress.body import decode_json, depth_of, is_json_media
+from ingress.body import decode_json, depth_of, huge_ints_as_doubles, is_json_media
 
 # -- is_json_media ---------------------------------------------------------------------
 
@@ -150,3 +150,27 @@ def test_depth_of_very_deep_value_does_not_recurse():
     for _ in range(50_000):
         value = [value]
     assert depth_of(value) == 50_001
+
+
+# -- huge_ints_as_doubles ------------------------------------------------------------
+
+
+def test_integers_beyond_msgpack_become_doubles_in_place():
+    body = {"a": [2**64, {"b": -(2**63) - 1}], "c": 2**64 - 1, "d": -(2**63), "e": "2**64"}
+    assert huge_ints_as_doubles(body) is body
+    assert body == {
+        "a": [float(2**64), {"b": float(-(2**63) - 1)}],
+        "c": 2**64 - 1,
+        "d": -(2**63),
+        "e": "2**64",
+    }
+    assert type(body["c"]) is int
+
+
+def test_integers_beyond_a_double_become_infinity():
+    assert huge_ints_as_doubles([10**400, -(10**400)]) == [float("inf"), float("-inf")]
+
+
+@pytest.mark.parametrize("value", [2**64, 1, 1.5, "x", None, True])
+def test_a_scalar_body_is_converted_too(value):
+    assert huge_ints_as_doubles(value) == (float(value) if value == 2**64 else value)

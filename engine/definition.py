@@ -36,6 +36,10 @@ class StrictFrozen(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class BasicAuthentication(StrictFrozen, frozen=True):
+    """Webhook Basic auth. Give `password` as one `{{$env.NAME}}` placeholder to
+    keep the secret in the environment; one given in clear is stored, and the
+    admin API shows it as `********` (sent back, it keeps the stored one)."""
+
     username: str
     password: str
 

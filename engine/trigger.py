@@ -63,6 +63,23 @@ class Signature:
 
 
 @dataclass(frozen=True, slots=True)
+class BasicCredentials:
+    """Webhook Basic auth. The password is literal text, or one `{{$env.NAME}}`
+    placeholder read per request (like a signature secret), which keeps it out
+    of the definition and the store."""
+
+    username: bytes
+    password: bytes | Renderer
+
+    def password_value(self, env: Mapping[str, str]) -> bytes | None:
+        """None when the `$env` variable is unset or empty: then nobody gets in."""
+        if isinstance(self.password, bytes):
+            return self.password
+        value = self.password.render(trigger_scope({}, env))
+        return None if value is None or value == "" else to_display_string(value).encode()
+
+
+@dataclass(frozen=True, slots=True)
 class Dedupe:
     id: Renderer
     window: int
@@ -86,7 +103,7 @@ _SIGNATURE_HEADERS = {
 class CompiledTrigger:
     """A webhook workflow's request handling: credentials, mappings, async reply."""
 
-    credentials: tuple[bytes, bytes] | None
+    credentials: BasicCredentials | None
     query: tuple[FieldMapping, ...]
     body: tuple[FieldMapping, ...]
     reply: AsyncReply
@@ -121,7 +138,8 @@ def compile_trigger(config: WebhookConfig) -> CompiledTrigger:
     auth = config.basicAuthentication
     credentials = None
     if auth and not isinstance(auth, bool):
-        credentials = (auth.username.encode(), auth.password.encode())
+        password = env_placeholder(auth.password) or auth.password.encode()
+        credentials = BasicCredentials(auth.username.encode(), password)
     reply = DEFAULT_ASYNC_REPLY
     if config.response is not None:
         r = config.response
@@ -165,16 +183,7 @@ def security_problems(config: WebhookConfig) -> list[str]:
             problems.append("config.signature.secret: give at least one secret")
         for i, secret in enumerate(secrets):
             where = "config.signature.secret" + (f"[{i}]" if isinstance(sig.secret, list) else "")
-            try:
-                renderer = compile_template(secret)
-            except TemplateError as exc:
-                problems.append(f"{where}: {exc}")
-                continue
-            if not (
-                isinstance(renderer, Single)
-                and renderer.placeholder.segments[0] == "$env"
-                and len(renderer.placeholder.segments) == 2
-            ):
+            if env_placeholder(secret) is None:
                 problems.append(
                     f"{where}: must be one {{{{$env.NAME}}}} placeholder; keep the secret in "
                     "the environment (RAYHOOK_ENV_NAME), never in the definition"
@@ -198,6 +207,22 @@ def security_problems(config: WebhookConfig) -> list[str]:
         if dedupe.window <= 0:
             problems.append("config.dedupe.window: must be a number of seconds above 0")
     return problems
+
+
+def env_placeholder(text: str) -> Single | None:
+    """`text` compiled when it is exactly one `{{$env.NAME}}` placeholder: how
+    secrets are given (signature secrets, a Basic-auth password)."""
+    try:
+        renderer = compile_template(text)
+    except TemplateError:
+        return None
+    if (
+        isinstance(renderer, Single)
+        and renderer.placeholder.segments[0] == "$env"
+        and len(renderer.placeholder.segments) == 2
+    ):
+        return renderer
+    return None
 
 
 def _mapping(field: MappedField) -> FieldMapping:

@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import binascii
 import hmac
+import logging
 from base64 import b64decode
+from collections.abc import Mapping
+
+from engine.trigger import BasicCredentials
+
+log = logging.getLogger("rayhook.auth")
 
 BASIC_CHALLENGE = 'Basic realm="rayhook"'
 BEARER_CHALLENGE = 'Bearer realm="rayhook-admin"'
+
+
+def basic_allows(header: str | None, credentials: BasicCredentials, env: Mapping[str, str]) -> bool:
+    """`basic_matches` with the workflow's password, read from `$env` if given so."""
+    password = credentials.password_value(env)
+    if password is None:
+        log.error("basic-auth password is not configured (the $env variable is empty or unset)")
+        return False
+    return basic_matches(header, (credentials.username, password))
 
 
 def basic_matches(header: str | None, credentials: tuple[bytes, bytes]) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from actors.router import Unavailable
 from engine.records import Reply, TriggerEvent, new_execution_id
-from ingress.auth import BASIC_CHALLENGE, basic_matches
+from ingress.auth import BASIC_CHALLENGE, basic_allows
 from ingress.body import decode_json, has_body, huge_ints_as_doubles, is_json_media, read_body
 from ingress.errors import error_body
 from ingress.querystring import parse_query_string
@@ -56,7 +56,7 @@ class WebhookResource:
         route = await self._route(key)
         req.context.workflow_key = key  # a known key: a metrics label
         req.context.mode = "sync" if route.sync else "async"
-        _authenticate(req, route)
+        _authenticate(req, route, self.settings.env)
         raw = b""
         if has_body(req):
             if not is_json_media(req.content_type):
@@ -103,7 +103,7 @@ class WebhookResource:
                 ) from None
             except StaleRoute:  # another version was enabled meanwhile: serve with it
                 route = await self._route(route.key, fresh=True)
-                _authenticate(req, route)
+                _authenticate(req, route, self.settings.env)
                 self._verify(req, route, raw)
                 if route.sync:
                     return await self._run_sync(req, route, query, body, raw)
@@ -213,9 +213,11 @@ class WebhookResource:
     on_get = on_put = on_patch = on_delete = on_head = on_options = _not_allowed
 
 
-def _authenticate(req: falcon.asgi.Request, route: Route) -> None:
+def _authenticate(req: falcon.asgi.Request, route: Route, env: Mapping[str, str]) -> None:
     credentials = route.trigger.credentials
-    if credentials is not None and not basic_matches(req.get_header("Authorization"), credentials):
+    if credentials is not None and not basic_allows(
+        req.get_header("Authorization"), credentials, env
+    ):
         raise falcon.HTTPUnauthorized(
             description="missing or wrong credentials", challenges=[BASIC_CHALLENGE]
         )

@@ -7,12 +7,14 @@ from typing import Any
 
 import falcon
 import falcon.asgi
+import msgspec
 
 from actors.router import Unavailable
 from engine.definition import (
     KEY_PATTERN,
     DefinitionError,
     VersionPatch,
+    WebhookConfig,
     WorkflowDefinition,
     WorkflowVersion,
 )
@@ -27,14 +29,16 @@ from ingress.admin.common import (
     query,
     reply,
 )
+from ingress.admin.passwords import masked, unmasked
 from ingress.errors import HTTPErrors
 from ingress.services import Services
 from store.workflows import Frozen, NotFound
 
 
 def view(version: WorkflowVersion, base_url: str) -> WorkflowVersion:
-    version.webhookUrl = f"{base_url}/api/webhook:trigger/{version.key}"
-    return version
+    shown = masked(version)
+    shown.webhookUrl = f"{base_url}/api/webhook:trigger/{version.key}"
+    return shown
 
 
 class _Workflows(AdminResource):
@@ -57,9 +61,11 @@ class Create(_Workflows):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raw = await json_body(req, self.services.settings.max_body_bytes)
         definition = convert(raw, WorkflowDefinition, "definition")
+        stored = None
         if definition.key is not None:
             check_key(definition.key)
-            await self.check_same_mode(definition)
+            stored = await self.check_same_mode(definition)
+        definition.config = unmasked(definition.config, stored)
         try:
             version = await self.services.workflows.create(definition)
         except DefinitionError as exc:
@@ -67,13 +73,17 @@ class Create(_Workflows):
         await self.after_change(version.key, version.enabled)
         reply(resp, view(version, self.base_url(req)))
 
-    async def check_same_mode(self, definition: WorkflowDefinition) -> None:
+    async def check_same_mode(self, definition: WorkflowDefinition) -> WebhookConfig | None:
+        """Refuse a new version that changes sync/async; the config of the key's
+        current (else latest) version, if any."""
         siblings = await self.services.workflows.versions(key=definition.key)
         if siblings and siblings[0].sync != definition.sync:
             raise falcon.HTTPBadRequest(
                 description=f"workflow {definition.key!r} is "
                 f"{'sync' if siblings[0].sync else 'async'}; a new version cannot change that"
             )
+        latest = max(siblings, key=lambda v: (v.current, v.id), default=None)
+        return None if latest is None else latest.config
 
 
 class List(_Workflows):
@@ -112,6 +122,8 @@ class Update(_Workflows):
         current = await self.version(req)
         raw = await json_body(req, self.services.settings.max_body_bytes)
         patch = convert(raw, VersionPatch, "update")
+        if patch.config is not msgspec.UNSET:
+            patch.config = unmasked(patch.config, current.config)
         try:
             version = await self.services.workflows.update(current.id, patch)
         except (DefinitionError, Frozen) as exc:

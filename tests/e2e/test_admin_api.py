@@ -154,6 +154,56 @@ def test_list_filters_and_pagination(server: Server) -> None:
     assert len(paged["data"]) == 1 and paged["meta"]["pageSize"] == 1
 
 
+def test_a_basic_password_in_clear_is_never_shown(server: Server) -> None:
+    basic = {"username": "shop", "password": "pw-in-clear"}
+    created = server.create(async_echo(config={"basicAuthentication": basic}))
+    got = server.admin.get("/api/workflows:get", params={"filterByTk": created["id"]})
+    listed = server.admin.get("/api/workflows:list", params={"filter[key]": created["key"]})
+    for reply in (created, got.json()["data"], listed.json()["data"][0]):
+        assert reply["config"]["basicAuthentication"] == {
+            "username": "shop",
+            "password": "********",
+        }
+    for text in (got.text, listed.text):
+        assert "pw-in-clear" not in text
+    assert (
+        server.hook(created["key"], {"amount": 1}, auth=("shop", "pw-in-clear")).status_code == 200
+    )
+
+
+def test_a_masked_password_sent_back_keeps_the_stored_one(server: Server) -> None:
+    basic = {"username": "shop", "password": "pw-kept"}
+    created = server.create(async_echo(config={"basicAuthentication": basic}, enabled=False))
+    updated = server.admin.post(
+        "/api/workflows:update",
+        params={"filterByTk": created["id"]},
+        json={"title": "renamed", "config": created["config"], "enabled": True},
+    )
+    assert updated.status_code == 200, updated.text
+    assert server.hook(created["key"], {"amount": 1}, auth=("shop", "pw-kept")).status_code == 200
+    # A new version of the same key, made from what the API showed, keeps it too.
+    again = {**async_echo(config=created["config"]), "key": created["key"]}
+    assert server.create(again)["config"]["basicAuthentication"]["password"] == "********"
+    assert server.hook(created["key"], {"amount": 1}, auth=("shop", "pw-kept")).status_code == 200
+
+
+def test_a_masked_password_with_nothing_stored_is_400(server: Server) -> None:
+    basic = {"username": "shop", "password": "********"}
+    reply = server.admin.post(
+        "/api/workflows:create", json=async_echo(config={"basicAuthentication": basic})
+    )
+    assert reply.status_code == 400
+    assert "stands for the stored password" in reply.json()["errors"][0]["message"]
+
+
+def test_a_basic_password_from_env_is_shown_as_the_placeholder(server: Server) -> None:
+    basic = {"username": "shop", "password": "{{$env.NOT_SET_HERE}}"}
+    created = server.create(async_echo(config={"basicAuthentication": basic}))
+    assert created["config"]["basicAuthentication"] == basic
+    # The variable is unset on this server: nobody gets in.
+    assert server.hook(created["key"], {"amount": 1}, auth=("shop", "")).status_code == 401
+
+
 def test_get_missing_version_is_404(server: Server) -> None:
     assert (
         server.admin.get("/api/workflows:get", params={"filterByTk": "999999"}).status_code == 404

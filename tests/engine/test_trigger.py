@@ -137,7 +137,25 @@ def test_no_credentials_when_basic_auth_disabled():
 
 def test_credentials_are_bytes_when_basic_auth_configured():
     compiled = trigger({"basicAuthentication": {"username": "u", "password": "p:w"}})
-    assert compiled.credentials == (b"u", b"p:w")
+    assert compiled.credentials is not None
+    assert compiled.credentials.username == b"u"
+    assert compiled.credentials.password_value({}) == b"p:w"
+
+
+def test_a_password_given_as_env_placeholder_is_read_per_request():
+    auth = {"username": "u", "password": "{{$env.HOOK_PASSWORD}}"}
+    credentials = trigger({"basicAuthentication": auth}).credentials
+    assert credentials is not None
+    assert credentials.password_value({"HOOK_PASSWORD": "s3cret"}) == b"s3cret"
+    assert credentials.password_value({"HOOK_PASSWORD": ""}) is None
+    assert credentials.password_value({}) is None
+
+
+@pytest.mark.parametrize("password", ["{{$env}}", "{{$env.A}}x", "{{$context.a}}", "{{", "a{{b}}"])
+def test_a_password_that_is_not_one_env_placeholder_is_literal(password):
+    credentials = trigger({"basicAuthentication": {"username": "u", "password": password}})
+    assert credentials.credentials is not None
+    assert credentials.credentials.password_value({"A": "x"}) == password.encode()
 
 
 # -- async reply ---------------------------------------------------------------------------

@@ -6,7 +6,9 @@ from base64 import b64encode
 
 import pytest
 
-from ingress.auth import BASIC_CHALLENGE, basic_matches, bearer_matches
+from engine.templates import compile_template
+from engine.trigger import BasicCredentials
+from ingress.auth import BASIC_CHALLENGE, basic_allows, basic_matches, bearer_matches
 
 CREDENTIALS = (b"user", b"p:ss")
 
@@ -87,6 +89,19 @@ def test_basic_utf8_credentials():
     creds = ("jürgen".encode(), "pässword".encode())
     assert basic_matches(basic("jürgen:pässword".encode()), creds) is True
     assert basic_matches(basic("jurgen:pässword".encode()), creds) is False
+
+
+def test_basic_password_from_env_matches_the_variable():
+    credentials = BasicCredentials(b"user", compile_template("{{$env.PW}}"))
+    assert basic_allows(basic(b"user:p:ss"), credentials, {"PW": "p:ss"}) is True
+    assert basic_allows(basic(b"user:other"), credentials, {"PW": "p:ss"}) is False
+
+
+@pytest.mark.parametrize("env", [{}, {"PW": ""}])
+def test_basic_password_from_an_unset_env_lets_nobody_in(env, caplog):
+    credentials = BasicCredentials(b"user", compile_template("{{$env.PW}}"))
+    assert basic_allows(basic(b"user:"), credentials, env) is False
+    assert "not configured" in caplog.text
 
 
 def test_basic_challenge_names_the_realm():

@@ -8,9 +8,9 @@ bearer token, and every reply must
 - match the document's schema for that status (the error envelope on errors),
 - carry a Content-Type the document lists.
 
-The document's links (create -> get/update/revision/destroy/execute, execute ->
-executions) are there for a stateful run, which is optional: set
-RAYHOOK_FUZZ_STATEFUL=1."""
+Then sequences of calls follow the document's links (create ->
+get/update/revision/destroy/execute, execute -> executions), with the same
+checks: 20 sequences, a campaign's share, or RAYHOOK_FUZZ_STATEFUL=N (more)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ from tests.conftest import delete_namespace, kill_actors
 from tests.e2e.conftest import Server, start_server
 from tests.fuzz.conftest import examples
 
+#: Stateful sequences asked for with RAYHOOK_FUZZ_STATEFUL=N (never fewer than 20).
+STATEFUL_SEQUENCES = int(os.environ.get("RAYHOOK_FUZZ_STATEFUL") or 0)
 #: Node types that reach other hosts. The fuzzer must never define or test one:
 #: this machine's only allowed traffic is to itself.
 REACHING_OUT = ('"request"', '"mailer"', '"sql"')
@@ -105,9 +107,6 @@ def test_served_document_is_the_built_one(live: Server) -> None:
     assert reply.json() == build_document()
 
 
-@pytest.mark.skipif(
-    os.environ.get("RAYHOOK_FUZZ_STATEFUL") != "1", reason="stateful run: RAYHOOK_FUZZ_STATEFUL=1"
-)
 def test_stateful_sequences_follow_the_documents_links(live: Server) -> None:
     """Sequences along the links (create -> get/update/revision/execute/destroy,
     execute -> executions), with the same four checks."""
@@ -125,7 +124,8 @@ def test_stateful_sequences_follow_the_documents_links(live: Server) -> None:
         def validate_response(self, response: Response, case: Case, **kwargs: Any) -> None:
             case.validate_response(response, checks=CHECKS, headers=auth)
 
-    Sequences.run(settings=settings(max_examples=examples(20, cost=300), stateful_step_count=6))
+    sequences = max(examples(20, cost=300), STATEFUL_SEQUENCES)
+    Sequences.run(settings=settings(max_examples=sequences, stateful_step_count=6))
 
 
 def test_document_lists_every_route_the_app_serves() -> None:

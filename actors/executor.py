@@ -22,6 +22,7 @@ import msgspec
 import ray
 from redis.exceptions import RedisError
 
+from actors import heap
 from actors.metrics import MetricsBuffer
 from actors.pool import executor_name
 from engine.definition import DefinitionError
@@ -127,6 +128,7 @@ class ExecutionActor:
         self._finished: OrderedDict[str, Execution] = OrderedDict()
         self._replies: dict[str, asyncio.Task[bytes]] = {}
         self._started = asyncio.get_running_loop().create_task(load_scripts(self.redis))
+        heap.freeze()
 
     async def ready(self) -> int:
         await self._started

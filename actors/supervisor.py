@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import ray
 
-from actors import pool
+from actors import heap, pool
 from actors.metrics import MetricsBuffer
 from engine.logs import configure as configure_logs
 from engine.settings import Settings
@@ -38,6 +38,11 @@ RECHECK_SECONDS = 2.0
 RETRY_SECONDS = 0.5
 STALE_MS = 30_000
 TIMER_SECONDS = 0.5  # how often due delay timers are moved into the inbox
+#: After a read of fewer than LINGER_BELOW entries, wait this long before the
+#: next one: a trickle then travels in batches, not one Ray call per event
+#: (with many workflows each one's share of the traffic is a trickle).
+LINGER_SECONDS = 0.05
+LINGER_BELOW = 32
 MAX_QUICK_RETRIES = 5
 
 
@@ -68,6 +73,7 @@ class WorkflowSupervisor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._attempts: dict[str, int] = {}
         self._main = asyncio.get_running_loop().create_task(self._run())
+        heap.freeze()
 
     # -- control (called by the ingress) ------------------------------------------
 
@@ -147,6 +153,8 @@ class WorkflowSupervisor:
             if self.draining:  # drain began during the read: these run after a restart
                 continue
             self._dispatch(entries)
+            if 0 < len(entries) < LINGER_BELOW:
+                await asyncio.sleep(LINGER_SECONDS)
 
     async def _idle(self) -> bool:
         """No entry to run and no timer to fire: a disabled workflow's supervisor

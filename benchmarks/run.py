@@ -7,7 +7,8 @@ body in benchmarks/bodies/payment.json:
 1. baseline: a bare Falcon ASGI app (read + decode JSON, answer `ok`) on the
    same gunicorn settings: every other figure is also given as a ratio to it;
 2. async: the 3-node async workflow: accept rate and p99, then end-to-end
-   executions/s and loss; plus a sustained open-loop run at --sustain-rate;
+   executions/s and loss; the accept path alone (Ray actors paused, the
+   backlog run after); plus a sustained open-loop run at --sustain-rate;
 3. sync: condition → Response: round trips/s and p99;
 4. memory: idle stack RSS/PSS, per supervisor actor, per execution actor, and
    `rayhook up`'s time to ready;
@@ -95,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                 url = stack.url("bench-async")
                 result = with_loss_check(stack, ["bench-async"], lambda: bench.closed(url))
                 rows += describe("2 async 3-node, closed loop", result, baseline)
+                result = with_loss_check(
+                    stack, ["bench-async"], lambda: stack.actors_paused(lambda: bench.closed(url))
+                )
+                rows += describe("2 async 3-node, ingress alone (actors paused)", result, baseline)
                 rate = args.sustain_rate
                 result = with_loss_check(stack, ["bench-async"], lambda: bench.open(url, rate))
                 rows += describe(
@@ -356,6 +361,25 @@ class Stack:
                     params={"filterByTk": version["id"]},
                     json={"enabled": False},
                 )
+
+    def actors_paused(self, load: Callable[[], Result]) -> Result:
+        """Run `load` with every Ray actor process stopped (SIGSTOP): the
+        accept path alone, as during a burst the inbox absorbs. The events
+        accepted meanwhile run once the actors continue."""
+        actors = []
+        for pid in self.pids():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::"):
+                    actors.append(pid)
+            except OSError:
+                continue
+        for pid in actors:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            return load()
+        finally:
+            for pid in actors:
+                os.kill(pid, signal.SIGCONT)
 
     def pids(self) -> list[int]:
         assert self.process is not None

@@ -10,6 +10,8 @@ import multiprocessing
 import os
 import tempfile
 
+from actors import heap
+
 worker_class = "asgi"
 bind = f"{os.environ.get('RAYHOOK_HOST', '127.0.0.1')}:{os.environ.get('RAYHOOK_PORT', '13000')}"
 workers = int(os.environ.get("RAYHOOK_WORKERS") or multiprocessing.cpu_count())
@@ -57,6 +59,8 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
         namespace=os.environ.get("RAYHOOK_NAMESPACE") or "rayhook",
         log_to_driver=False,
     )
+    # After ray.init: its modules and threads are part of the long-lived heap.
+    heap.freeze()
 
 
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -24,9 +24,13 @@ from deploy.bench.result import Result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("urls", nargs="+", metavar="URL",
-                        help="webhook URL(s), http://host:port/api/webhook:trigger/<key>; "
-                             "several are used round-robin")
+    parser.add_argument(
+        "urls",
+        nargs="+",
+        metavar="URL",
+        help="webhook URL(s), http://host:port/api/webhook:trigger/<key>; "
+        "several are used round-robin",
+    )
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--rate", type=float, help="open loop: requests per second")
     load.add_argument("--concurrency", type=int, help="closed loop: connections (default 64)")

@@ -25,8 +25,9 @@ def github(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 def test_signature_checked_over_raw_body_before_parsing(make_server) -> None:  # type: ignore[no-untyped-def]
     server: Server = make_server(RAYHOOK_ENV_GH_SECRET=SECRET)
-    version = server.create(async_echo(config={
-        "signature": {"scheme": "github", "secret": "{{$env.GH_SECRET}}"}}))
+    version = server.create(
+        async_echo(config={"signature": {"scheme": "github", "secret": "{{$env.GH_SECRET}}"}})
+    )
     body = b'{"amount": 5}'
     ok = server.hook(version["key"], content=body, headers=github(body))
     assert ok.status_code == 200
@@ -36,8 +37,12 @@ def test_signature_checked_over_raw_body_before_parsing(make_server) -> None:  #
         assert reply.json() == {"errors": [{"message": "invalid or missing signature"}]}
     # Not JSON at all, but unsigned: rejected by the signature, never parsed (401, not 400).
     garbage = b"{not json"
-    assert server.hook(version["key"], content=garbage,
-                       headers={"content-type": "application/json"}).status_code == 401
+    assert (
+        server.hook(
+            version["key"], content=garbage, headers={"content-type": "application/json"}
+        ).status_code
+        == 401
+    )
     # The secret is nowhere in what rayhook stored or logged.
     execution = server.wait_final(ok.headers["x-rayhook-execution"])
     version_text = server.admin.get("/api/workflows:get", params={"filterByTk": version["id"]}).text
@@ -46,17 +51,23 @@ def test_signature_checked_over_raw_body_before_parsing(make_server) -> None:  #
 
 
 def test_literal_secret_in_definition_is_rejected(server: Server) -> None:
-    reply = server.admin.post("/api/workflows:create", json=async_echo(config={
-        "signature": {"scheme": "github", "secret": SECRET}}))
+    reply = server.admin.post(
+        "/api/workflows:create",
+        json=async_echo(config={"signature": {"scheme": "github", "secret": SECRET}}),
+    )
     assert reply.status_code == 400
     assert "$env" in reply.json()["errors"][0]["message"]
 
 
 def test_async_repeated_delivery_gets_same_reply_and_no_second_execution(server: Server) -> None:
-    version = server.create(async_echo(config={
-        "dedupe": {"id": "{{$context.body.id}}", "window": 600},
-        "response": {"statusCode": 202, "body": {"got": "{{$context.body.id}}"}},
-    }))
+    version = server.create(
+        async_echo(
+            config={
+                "dedupe": {"id": "{{$context.body.id}}", "window": 600},
+                "response": {"statusCode": 202, "body": {"got": "{{$context.body.id}}"}},
+            }
+        )
+    )
     first = server.hook(version["key"], {"id": "evt_42", "amount": 1})
     again = server.hook(version["key"], {"id": "evt_42", "amount": 1})
     other = server.hook(version["key"], {"id": "evt_43", "amount": 1})
@@ -112,21 +123,41 @@ def concurrently(server: Server, key: str, body: Any, n: int) -> list[httpx.Resp
 
 
 def count(server: Server, key: str) -> int:
-    reply = server.admin.get("/api/executions:list",
-                             params={"filter[workflowKey]": key, "pageSize": 1})
+    reply = server.admin.get(
+        "/api/executions:list", params={"filter[workflowKey]": key, "pageSize": 1}
+    )
     return int(reply.json()["meta"]["count"])
 
 
 def test_sync_failed_delivery_is_not_replayed_to_the_retry(server: Server) -> None:
-    version = server.create({"sync": True, "enabled": True,
-                             "config": {"dedupe": {"id": "{{$context.body.id}}", "window": 600}},
-                             "nodes": [
-        {"key": "check", "type": "condition", "config": {
-            "rejectOnFalse": False,
-            "calculation": {"calculator": "equal", "operands": ["{{$context.body.fail}}", True]}},
-         "branches": {"1": [{"key": "stop", "type": "end", "config": {"endStatus": -1}}]}},
-        {"key": "ok", "type": "response", "config": {"statusCode": 200, "body": {"ok": True}}},
-    ]})
+    version = server.create(
+        {
+            "sync": True,
+            "enabled": True,
+            "config": {"dedupe": {"id": "{{$context.body.id}}", "window": 600}},
+            "nodes": [
+                {
+                    "key": "check",
+                    "type": "condition",
+                    "config": {
+                        "rejectOnFalse": False,
+                        "calculation": {
+                            "calculator": "equal",
+                            "operands": ["{{$context.body.fail}}", True],
+                        },
+                    },
+                    "branches": {
+                        "1": [{"key": "stop", "type": "end", "config": {"endStatus": -1}}]
+                    },
+                },
+                {
+                    "key": "ok",
+                    "type": "response",
+                    "config": {"statusCode": 200, "body": {"ok": True}},
+                },
+            ],
+        }
+    )
     first = server.hook(version["key"], {"id": "evt_1", "fail": True})
     assert first.status_code == 500
     retry = server.hook(version["key"], {"id": "evt_1", "fail": False})

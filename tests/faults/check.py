@@ -33,8 +33,15 @@ class Verdict:
 
 
 def settle(
-    redis_url: str, namespace: str, key: str, version_id: int, outcome: Outcome, *,
-    fault: str, fault_at: float, timeout: float = 120.0,
+    redis_url: str,
+    namespace: str,
+    key: str,
+    version_id: int,
+    outcome: Outcome,
+    *,
+    fault: str,
+    fault_at: float,
+    timeout: float = 120.0,
 ) -> Verdict:
     """Wait until every accepted event is final (or `timeout`), then count."""
     client = redis.Redis.from_url(redis_url)

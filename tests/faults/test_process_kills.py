@@ -23,8 +23,13 @@ def run_with_fault(stack: Stack, fault: str, inject) -> Verdict:  # type: ignore
         inject()
         time.sleep(AFTER)
     verdict = settle(
-        stack.redis.url, stack.server.namespace, stack.key, stack.version["id"],
-        load.outcome, fault=fault, fault_at=fault_at,
+        stack.redis.url,
+        stack.server.namespace,
+        stack.key,
+        stack.version["id"],
+        load.outcome,
+        fault=fault,
+        fault_at=fault_at,
     )
     assert verdict.accepted > 100, verdict
     assert verdict.lost == 0, verdict
@@ -34,21 +39,24 @@ def run_with_fault(stack: Stack, fault: str, inject) -> Verdict:  # type: ignore
 
 
 def test_kill_an_execution_actor(stack: Stack) -> None:
-    verdict = run_with_fault(stack, "execution actor SIGKILL",
-                             lambda: stack.kill_actor_process("executor:0"))
+    verdict = run_with_fault(
+        stack, "execution actor SIGKILL", lambda: stack.kill_actor_process("executor:0")
+    )
     assert verdict.drained_s < 60
 
 
 def test_kill_the_supervisor(stack: Stack) -> None:
-    verdict = run_with_fault(stack, "supervisor SIGKILL",
-                             lambda: stack.kill_actor_process(f"supervisor:{stack.key}"))
+    verdict = run_with_fault(
+        stack, "supervisor SIGKILL", lambda: stack.kill_actor_process(f"supervisor:{stack.key}")
+    )
     assert verdict.drained_s < 60
 
 
 def test_kill_a_gunicorn_worker(stack: Stack) -> None:
     worker = stack.gunicorn_workers()[0]
-    verdict = run_with_fault(stack, "gunicorn worker SIGKILL",
-                             lambda: os.kill(worker, signal.SIGKILL))
+    verdict = run_with_fault(
+        stack, "gunicorn worker SIGKILL", lambda: os.kill(worker, signal.SIGKILL)
+    )
     assert worker not in stack.gunicorn_workers()  # it was replaced
     assert verdict.drained_s < 60
 

@@ -140,8 +140,13 @@ def test_generic_hmac_hex_and_base64_with_prefix() -> None:
     hex_sig = signature(scheme="hmac-sha256", secret="{{$env.OLD}}", header="X-Shop-Signature")
     headers = {"x-shop-signature": hex_hmac(ENV["OLD"], BODY)}
     assert verify(hex_sig, headers, BODY, ENV)
-    b64 = signature(scheme="hmac-sha256", secret="{{$env.OLD}}", header="X-Sig",
-                    encoding="base64", prefix="sha256=")
+    b64 = signature(
+        scheme="hmac-sha256",
+        secret="{{$env.OLD}}",
+        header="X-Sig",
+        encoding="base64",
+        prefix="sha256=",
+    )
     digest = base64.b64encode(hmac.new(b"old-secret", BODY, hashlib.sha256).digest()).decode()
     assert verify(b64, {"x-sig": f"sha256={digest}"}, BODY, ENV)
     assert not verify(b64, {"x-sig": digest}, BODY, ENV)

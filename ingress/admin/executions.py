@@ -92,8 +92,8 @@ class Get(AdminResource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         execution_id = filter_by_tk(req)
         execution = await self.services.executions.get(execution_id)
-        if execution is None:
-            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+        if execution is None:  # accepted, not started yet: still in its inbox
+            execution = await queued_execution(self.services, execution_id)
         jobs = await self.services.executions.jobs(execution_id)
         data = msgspec.structs.asdict(execution)
         data["jobs"] = jobs
@@ -117,7 +117,7 @@ class Cancel(AdminResource):
             raise falcon.HTTPServiceUnavailable(description="executor unavailable; retry") from None
         if not running:
             if execution is None:
-                execution = await self._queued(execution_id)
+                execution = await queued_execution(self.services, execution_id)
             execution.status, execution.reason = Status.ABORTED, Reason.MANUAL_CANCEL
             execution.finishedAt = now()
             await log.save(execution)
@@ -126,21 +126,24 @@ class Cancel(AdminResource):
             raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
         reply(resp, summary(stored))
 
-    async def _queued(self, execution_id: str) -> Execution:
-        entry = await self.services.inbox.find(execution_id)
-        event = entry.event if entry is not None else None
-        if event is None:
-            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
-        return Execution(
-            id=event.id,
-            key=event.key,
-            workflowId=event.workflowId,
-            status=None,
-            context=event.context,
-            manually=event.manually,
-            replayOf=event.replayOf,
-            createdAt=datetime.fromtimestamp(event.createdAt / 1000, UTC),
-        )
+
+async def queued_execution(services: Services, execution_id: str) -> Execution:
+    """An accepted async event whose execution has not started: status null,
+    read from its workflow's inbox (404 when it is not there either)."""
+    entry = await services.inbox.find(execution_id)
+    event = entry.event if entry is not None else None
+    if event is None:
+        raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+    return Execution(
+        id=event.id,
+        key=event.key,
+        workflowId=event.workflowId,
+        status=None,
+        context=event.context,
+        manually=event.manually,
+        replayOf=event.replayOf,
+        createdAt=datetime.fromtimestamp(event.createdAt / 1000, UTC),
+    )
 
 
 class Replay(AdminResource):

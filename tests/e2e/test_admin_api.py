@@ -408,6 +408,10 @@ def test_cancel_a_queued_execution_before_it_runs(make_server) -> None:  # type:
     slow = server.hook(version["key"], {"xs": list(range(50_000))})
     queued = server.hook(version["key"], {"xs": [1]})
     queued_id = queued.headers["x-rayhook-execution"]
+    shown = server.admin.get("/api/executions:get", params={"filterByTk": queued_id})
+    assert shown.status_code == 200, shown.text  # accepted, still in the inbox
+    assert (shown.json()["data"]["status"], shown.json()["data"]["jobs"]) == (None, [])
+    assert shown.json()["data"]["context"]["body"] == {"xs": [1]}
     cancel = server.admin.post("/api/executions:cancel", params={"filterByTk": queued_id})
     assert cancel.status_code == 200, cancel.text
     assert (cancel.json()["data"]["status"], cancel.json()["data"]["reason"]) == (

@@ -61,9 +61,10 @@ MISSING = _MISSING
 
 
 def _item(sequence: list[Any] | str, index: str) -> Any:
-    if len(index) > _MAX_INDEX_DIGITS or int(index) >= len(sequence):
+    if len(index) > _MAX_INDEX_DIGITS:
         return _MISSING
-    return sequence[int(index)]
+    position = int(index)
+    return sequence[position] if position < len(sequence) else _MISSING
 
 
 def parse_request_path(path: str) -> tuple[str | int, ...]:

@@ -261,7 +261,9 @@ def write_reply(resp: falcon.asgi.Response, reply: Reply) -> None:
         # A value rendered from the request may hold what HTTP cannot carry (CR/LF,
         # controls, characters beyond Latin-1): those characters are dropped, so
         # the reply is still sent (an async event is already stored).
+        if not (value.isascii() and value.isprintable()):  # the common case skips the scan
+            value = _UNSENDABLE.sub("", value)
         if _HEADER_NAME.fullmatch(name):
-            resp.set_header(name, _UNSENDABLE.sub("", value))
+            resp.set_header(name, value)
     if reply.executionId:
         resp.set_header(EXECUTION_HEADER, reply.executionId)

@@ -35,11 +35,18 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal
 from typing import Any, NamedTuple
 
+from engine.expressions.syntax import ArrayLit as _ArrayLit
+from engine.expressions.syntax import Const as _Const
+from engine.expressions.syntax import Node as _Node
+from engine.expressions.syntax import ObjectLit as _ObjectLit
+from engine.expressions.syntax import Placeholder as _Placeholder
+from engine.expressions.syntax import Values
+from engine.expressions.syntax import ast_depth as _ast_depth
 from engine.jsvalues import (
     UNDEFINED,
     as_double,
@@ -58,7 +65,6 @@ MAX_DEPTH = 100
 MAX_TEXT = 1_000_000
 _MAX_SAFE_INTEGER = 2**53
 _DECIMALS = Context(prec=400)
-Values = Mapping[str, Any]
 
 
 class ExpressionError(ValueError):
@@ -1147,49 +1153,9 @@ def _at(col: int, where: str = "") -> Iterator[None]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Node:
-    col: int
-
-    def evaluate(self, values: Values) -> Any:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True, slots=True)
-class _Const(_Node):
-    value: Any
-
-    def evaluate(self, values: Values) -> Any:
-        return self.value
-
-
-@dataclass(frozen=True, slots=True)
-class _Placeholder(_Node):
-    name: str
-
-    def evaluate(self, values: Values) -> Any:
-        return values[self.name]
-
-
-@dataclass(frozen=True, slots=True)
 class _FunctionName(_Node):
     def evaluate(self, values: Values) -> Any:
         return _FunctionValue()
-
-
-@dataclass(frozen=True, slots=True)
-class _ArrayLit(_Node):
-    items: tuple[_Node, ...]
-
-    def evaluate(self, values: Values) -> Any:
-        return [item.evaluate(values) for item in self.items]
-
-
-@dataclass(frozen=True, slots=True)
-class _ObjectLit(_Node):
-    entries: tuple[tuple[str, _Node], ...]
-
-    def evaluate(self, values: Values) -> Any:
-        return {key: node.evaluate(values) for key, node in self.entries}
 
 
 @dataclass(frozen=True, slots=True)
@@ -1284,24 +1250,6 @@ class _Call(_Node):
 
 def _thunk(node: _Node, values: Values) -> Callable[[], Any]:
     return lambda: node.evaluate(values)
-
-
-def _children(node: _Node) -> Iterator[_Node]:
-    for field in fields(node):
-        value = getattr(node, field.name)
-        for item in value if isinstance(value, tuple) else (value,):
-            child = item[-1] if isinstance(item, tuple) else item
-            if isinstance(child, _Node):
-                yield child
-
-
-def _ast_depth(root: _Node) -> int:
-    deepest, stack = 0, [(root, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in _children(node))
-    return deepest
 
 
 # --- parser ------------------------------------------------------------------------------------

@@ -48,10 +48,18 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, NamedTuple, TypeVar
+
+from engine.expressions.syntax import ArrayLit as _ArrayLit
+from engine.expressions.syntax import Const as _Const
+from engine.expressions.syntax import Node as _Node
+from engine.expressions.syntax import ObjectLit as _ObjectLit
+from engine.expressions.syntax import Placeholder as _Placeholder
+from engine.expressions.syntax import Values
+from engine.expressions.syntax import ast_depth as _ast_depth
 
 MAX_SOURCE_LENGTH = 10_000
 MAX_DEPTH = 100
@@ -62,7 +70,6 @@ _MAX_SAFE_INTEGER = 2**53
 _DECIMALS = Context(prec=400)  # enough digits to quantize any finite double to 15 places
 _NO_ARGUMENT = object()  # tells log(x) from log(x, null)
 _T = TypeVar("_T")
-Values = Mapping[str, Any]
 
 
 class ExpressionError(ValueError):
@@ -689,46 +696,6 @@ def _at(col: int, where: str = "") -> Iterator[None]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Node:
-    col: int
-
-    def evaluate(self, values: Values) -> Any:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True, slots=True)
-class _Const(_Node):
-    value: Any
-
-    def evaluate(self, values: Values) -> Any:
-        return self.value
-
-
-@dataclass(frozen=True, slots=True)
-class _Placeholder(_Node):
-    name: str
-
-    def evaluate(self, values: Values) -> Any:
-        return values[self.name]
-
-
-@dataclass(frozen=True, slots=True)
-class _ArrayLit(_Node):
-    items: tuple[_Node, ...]
-
-    def evaluate(self, values: Values) -> Any:
-        return [item.evaluate(values) for item in self.items]
-
-
-@dataclass(frozen=True, slots=True)
-class _ObjectLit(_Node):
-    entries: tuple[tuple[str, _Node], ...]
-
-    def evaluate(self, values: Values) -> Any:
-        return {key: node.evaluate(values) for key, node in self.entries}
-
-
-@dataclass(frozen=True, slots=True)
 class _Apply(_Node):
     """A prefix/postfix operator or a function call: evaluate every argument, then run."""
 
@@ -811,24 +778,6 @@ class _Access(_Node):
         target, key = self.target.evaluate(values), self.key.evaluate(values)
         with _at(self.col):
             return _access(target, key)
-
-
-def _children(node: _Node) -> Iterator[_Node]:
-    for field in fields(node):
-        value = getattr(node, field.name)
-        for item in value if isinstance(value, tuple) else (value,):
-            child = item[-1] if isinstance(item, tuple) else item  # (.., node) pairs keep it last
-            if isinstance(child, _Node):
-                yield child
-
-
-def _ast_depth(root: _Node) -> int:
-    deepest, stack = 0, [(root, 1)]
-    while stack:  # iterative: the tree may be deeper than the limit we are checking
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in _children(node))
-    return deepest
 
 
 # --- parser ------------------------------------------------------------------------------------

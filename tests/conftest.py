@@ -37,6 +37,7 @@ def ray_address() -> Iterator[str]:
     """A Ray head for the whole session (started once: ~2 s and ~1 GB)."""
     folder = Path(tempfile.mkdtemp(prefix="rh-ray-", dir="/tmp"))
     gcs = processes.free_port(6390)
+    worker_ports = 25000 + 500 * secrets.randbelow(10)
     log = folder / "ray.log"
     log.write_bytes(b"")
     head = processes.spawn(
@@ -51,8 +52,9 @@ def ray_address() -> Iterator[str]:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={processes.free_port()}",
             f"--dashboard-agent-listen-port={processes.free_port()}",
-            "--min-worker-port=25000",
-            "--max-worker-port=29999",
+            # A window of its own: test sessions may run side by side on one host.
+            f"--min-worker-port={worker_ports}",
+            f"--max-worker-port={worker_ports + 499}",
             "--num-cpus=2",
             f"--temp-dir={folder / 'r'}",
             "--disable-usage-stats",

@@ -29,6 +29,8 @@ class _Slow(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"{}")
 
+    do_POST = do_GET  # noqa: N815
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -64,7 +66,9 @@ def test_a_full_backlog_refuses_that_workflow_only(
         {
             "sync": False,
             "enabled": True,
-            "nodes": [{"key": "call", "type": "request", "config": {"url": slow_url}}],
+            "nodes": [
+                {"key": "call", "type": "request", "config": {"url": slow_url, "timeout": 30000}}
+            ],
         }
     )
     other = server.create(async_echo())
@@ -79,7 +83,8 @@ def test_a_full_backlog_refuses_that_workflow_only(
     assert server.hook(other["key"], {"amount": 1}).status_code == 200
     # what was accepted runs to its end; then there is room again
     for reply in accepted:
-        assert server.wait_final(reply.headers["x-rayhook-execution"])["status"] == 1
+        execution = server.wait_final(reply.headers["x-rayhook-execution"])
+        assert execution["status"] == 1, execution["jobs"][0]["result"]
     assert server.hook(slow["key"], {"n": 7}).status_code == 200
     assert metric(server, 'rayhook_webhook_refused_total{reason="backlog"}') == 3
 
@@ -94,7 +99,10 @@ def test_redis_above_its_high_watermark_refuses_webhooks_until_it_has_room(
         (execution_id,) = [server.hook(async_key, {"amount": 1}).headers["x-rayhook-execution"]]
         client = redis.Redis.from_url(private.url)
         try:
-            client.set("ballast", b"x" * (40 * 1024 * 1024))  # above 50 % of 64 MB
+            # ballast above half of 64 MB, in 1 MB values (one 40 MB value would be
+            # refused: its query buffer alone counts as used memory)
+            for n in range(40):
+                client.set(f"ballast:{n}", b"x" * (1024 * 1024))
             deadline = time.monotonic() + 10
             while (reply := server.hook(async_key, {"amount": 2})).status_code != 503:
                 assert time.monotonic() < deadline, "never refused"
@@ -105,7 +113,7 @@ def test_redis_above_its_high_watermark_refuses_webhooks_until_it_has_room(
             assert server.execution(execution_id)["status"] == 1  # type: ignore[index]
             assert metric(server, "rayhook_redis_memory_used_bytes") > 32 * 1024 * 1024
             assert metric(server, "rayhook_redis_memory_max_bytes") == 64 * 1024 * 1024
-            client.delete("ballast")
+            client.delete(*(f"ballast:{n}" for n in range(40)))
             deadline = time.monotonic() + 10
             while server.hook(async_key, {"amount": 3}).status_code != 200:
                 assert time.monotonic() < deadline, "never accepted again"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -18,11 +19,13 @@ BIN = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
 
 
 class PostgresServer:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
+    """Its files are in a folder of its own under /tmp (pytest's temporary folders
+    are closed to other users), removed by `remove`."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="rh-pg-", dir="/tmp"))
         shutil.chown(self.folder, "postgres")
-        self.data = folder / "data"
+        self.data = self.folder / "data"
         self.port = processes.free_port()
 
     @property
@@ -74,6 +77,10 @@ class PostgresServer:
         except subprocess.CalledProcessError:
             pass  # not running
 
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
     def __enter__(self) -> PostgresServer:
         self.start()
         return self
@@ -81,4 +88,4 @@ class PostgresServer:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
+        self.remove()

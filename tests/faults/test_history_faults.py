@@ -68,7 +68,7 @@ def hstack(
     folder = tmp_path_factory.mktemp("history-faults")
     redis_server = RedisServer(folder / "redis", appendonly=True, fsync="always")
     redis_server.start()
-    pg = PostgresServer(folder / "pg")
+    pg = PostgresServer()
     pg.start()
     server = start_server(folder, redis_url=redis_server.url, RAYHOOK_HISTORY_URL=pg.url)
     stack = HistoryStack(server, redis_server, pg)
@@ -77,7 +77,7 @@ def hstack(
     server.stop()
     kill_actors(server.namespace)
     redis_server.stop()
-    pg.stop()
+    pg.remove()
     delete_namespace(server.namespace)
 
 

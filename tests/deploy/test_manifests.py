@@ -37,9 +37,13 @@ from urllib.parse import urlsplit
 import jsonschema
 import kubernetes_validate
 import pytest
+import redis
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
+
+from deploy import processes
+from engine.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
@@ -224,6 +228,54 @@ def ray_start_resources(params: dict[str, str]) -> dict[str, float]:
         return {}
     (word,) = shlex.split(f"--resources={raw}")
     return json.loads(word.split("=", 1)[1])
+
+
+_QUANTITY_SUFFIXES = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "": 1,
+}
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes resource quantity as a number (bytes, or cores: "250m" is 0.25)."""
+    text = str(value)
+    if text.endswith("m"):
+        return float(text[:-1]) / 1000
+    match = re.fullmatch(r"([0-9.]+)([KMGT]i?|k)?", text)
+    assert match, f"not a quantity: {value!r}"
+    return float(match.group(1)) * _QUANTITY_SUFFIXES[match.group(2) or ""]
+
+
+def kubelet_expand(text: str, env: dict[str, str]) -> str:
+    """What the kubelet does to `command`, `args` and env values: `$(NAME)` becomes
+    the value of a variable defined for the container (left as it is otherwise),
+    `$$` becomes `$` (Kubernetes' third_party/forked/golang/expansion)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            rest = text[i + 1 :]
+            if rest[0] == "$":
+                out.append("$")
+                i += 2
+                continue
+            if rest[0] == "(" and ")" in rest:
+                name = rest[1 : rest.index(")")]
+                out.append(env.get(name, f"$({name})"))
+                i += 2 + len(name) + 1
+                continue
+            out.append("$" + rest[0])
+            i += 2
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
 
 
 # --- what the code reads ------------------------------------------------------------------
@@ -856,6 +908,94 @@ def test_redis_is_durable() -> None:
     assert mounts["config"] == "/etc/redis"
     include = directives["include"]
     assert include.startswith(mounts["tmp"] + "/") and include in " ".join(container["command"])
+
+
+# --- Redis memory and backpressure (SPEC §9) -------------------------------------------------
+
+
+def redis_conf_directives() -> dict[str, str]:
+    conf = find("ConfigMap", "rayhook-redis-config")["data"]["redis.conf"]
+    return dict(
+        line.split(None, 1) for line in conf.splitlines() if line.strip() and line[0] != "#"
+    )
+
+
+def test_kubelet_expansion_helper_follows_kubernetes() -> None:
+    env = {"A": "1", "POD_IP": "10.0.0.7"}
+    assert kubelet_expand("$(A) $(B) $$(A) $$ $HOME x$", env) == "1 $(B) $(A) $ $HOME x$"
+    assert kubelet_expand("--node-ip-address=$(POD_IP)", env) == "--node-ip-address=10.0.0.7"
+    assert kubelet_expand("$((A / 100 * B))", env) == "$((A / 100 * B))"
+    assert quantity("2Gi") == 2 * 2**30 and quantity("250m") == 0.25 and quantity("2") == 2
+
+
+def test_redis_starts_with_maxmemory_from_its_memory_limit(tmp_path: Path) -> None:
+    """The StatefulSet's own command and redis.conf, run with the machine's real
+    redis-server: maxmemory is the configured share of the container's memory
+    limit (as the kubelet hands it over), the policy is noeviction, and INFO
+    reports the maxmemory the ingress's watermark is a share of. Only what must
+    differ on a shared machine is rewritten: paths into tmp_path, a free port,
+    loopback only."""
+    sts = find("StatefulSet", "rayhook-redis")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REDIS_MEMORY_LIMIT"]["valueFrom"]["resourceFieldRef"]["resource"] == (
+        "limits.memory"
+    )
+    percent = int(env["REDIS_MAXMEMORY_PERCENT"]["value"])
+    limit = int(quantity(container["resources"]["limits"]["memory"]))
+    assert 25 <= percent <= 60, "leave the AOF rewrite's copy-on-write its headroom"
+    assert "maxmemory" not in redis_conf_directives(), "one source: the start command"
+
+    values = {
+        "REDIS_PASSWORD": "test-password",
+        "REDIS_MEMORY_LIMIT": str(limit),
+        "REDIS_MAXMEMORY_PERCENT": str(percent),
+    }
+    port = processes.free_port()
+    folder = tmp_path / "redis"
+    (folder / "tmp").mkdir(parents=True)
+    (folder / "data").mkdir()
+    conf = find("ConfigMap", "rayhook-redis-config")["data"]["redis.conf"]
+    conf = conf.replace("/tmp/", f"{folder}/tmp/").replace("bind * -::*", "bind 127.0.0.1")
+    conf = conf.replace("port 6379", f"port {port}").replace("dir /data", f"dir {folder}/data")
+    (folder / "redis.conf").write_text(conf)
+    assert container["command"][:2] == ["sh", "-c"]
+    script = kubelet_expand(container["command"][2], values)
+    script = script.replace("/tmp/", f"{folder}/tmp/")
+    script = script.replace("/etc/redis/redis.conf", str(folder / "redis.conf"))
+    server = subprocess.Popen(
+        ["sh", "-c", script],
+        env={"PATH": os.environ["PATH"], **values},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        processes.wait_for_port(port, timeout=20, process=server)
+        client = redis.Redis(port=port, password="test-password")
+        assert client.config_get("maxmemory") == {"maxmemory": str(limit // 100 * percent)}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert client.config_get("appendfsync") == {"appendfsync": "always"}
+        assert int(client.info("memory")["maxmemory"]) == limit // 100 * percent
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, password="wrong").ping()
+        client.close()
+    finally:
+        processes.stop(server, timeout=10)
+
+
+def test_configmap_values_are_accepted_by_the_settings_parser() -> None:
+    """engine/settings.py parses every value as the pods will read it."""
+    settings = Settings.from_env(config())
+    assert settings.history_max_age == 14 * 86400
+    assert 0 < settings.redis_high_watermark < 1
+    assert settings.max_backlog == int(config()["RAYHOOK_MAX_BACKLOG"])
+
+
+def test_redis_maxmemory_is_set_by_redis_itself_on_kubernetes() -> None:
+    """RAYHOOK_REDIS_MAXMEMORY sizes `rayhook up`'s private Redis only; here the
+    StatefulSet (or the managed service) sets maxmemory."""
+    for t, container in rayhook_containers():
+        assert "RAYHOOK_REDIS_MAXMEMORY" not in env_names(container), t.label
 
 
 # --- kustomize ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import copy
 import functools
 import ipaddress
 import json
+import mmap
 import os
 import re
 import shlex
@@ -66,10 +67,18 @@ CRD_CANDIDATES = (
 RAYHOOK_IMAGE = "rayhook"
 KUSTOMIZE_KINDS = {"Kustomization", "Component"}
 KUBERAY_API = "ray.io/v1"
+# Kinds whose schema is a CRD (validated against it, not kubernetes-validate's).
+CRD_APIS = {KUBERAY_API}
+# The ingress pods: a Deployment, so that an HPA can scale it (docs/deploy.md, "Scaling").
+INGRESS = "Deployment/rayhook-ingress"
 
 # Settings the manifests set before the code reads them, with who wires them.
 # A name leaves this table by itself once the code reads it.
 PENDING_SETTINGS: dict[str, str] = {}
+
+# Ray's own variables that the manifests set
+# (test_ray_reads_the_variables_the_manifests_set_for_it).
+RAY_OWN_SETTINGS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 
 # Secrets the cluster provides itself, not rayhook's operators.
 EXTERNAL_SECRETS = {"rayhook-tls": "the Ingress certificate (e.g. cert-manager)"}
@@ -193,9 +202,10 @@ def is_rayhook(container: dict[str, Any]) -> bool:
     return repository.rsplit("/", 1)[-1] == RAYHOOK_IMAGE
 
 
-def rayhook_containers() -> Iterator[tuple[Template, dict[str, Any]]]:
+def rayhook_containers(*, initial: bool = False) -> Iterator[tuple[Template, dict[str, Any]]]:
+    """The containers that run the rayhook image (with `initial`, init containers too)."""
     for t in templates():
-        for c in t.containers:
+        for c in t.containers + (t.spec.get("initContainers", []) if initial else []):
             if is_rayhook(c):
                 yield t, c
 
@@ -358,6 +368,7 @@ def readable_env() -> tuple[set[str], frozenset[str]]:
         | set(ray_names_in_deploy())
         | script_reads()
         | set(PENDING_SETTINGS)
+        | set(RAY_OWN_SETTINGS)
     )
     return readable, prefixes
 
@@ -415,12 +426,14 @@ def _validate_core(body: dict[str, Any], version: str, what: str) -> None:
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_core_kinds_validate_strictly(version: str) -> None:
-    core = [d for d in objects() if d.body["apiVersion"] != KUBERAY_API]
+    core = [d for d in objects() if d.body["apiVersion"] not in CRD_APIS]
     assert {d.kind for d in core} >= {
         "Namespace",
         "ConfigMap",
         "Service",
         "StatefulSet",
+        "Deployment",
+        "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "Ingress",
         "NetworkPolicy",
@@ -576,12 +589,43 @@ def test_ray_version_matches_the_package_pin() -> None:
     assert ray.specifier.contains(version), f"rayVersion {version} is outside {ray.specifier}"
 
 
-def test_hpa_cannot_scale_a_worker_group(crd: dict[str, Any]) -> None:
-    """docs/deploy.md ("Scaling") explains why the ingress group is not scaled by an
-    HPA: RayCluster has no scale subresource. If KubeRay adds one, revisit that."""
+def test_hpa_scales_the_ingress_deployment(crd: dict[str, Any]) -> None:
+    """HTTP load scales the ingress (issue 11): an HPA needs a target with a scale
+    subresource, which a RayCluster worker group is not (the CRD has none: if
+    KubeRay adds one, docs/deploy.md "Scaling" gets revisited), so the ingress
+    pods are a Deployment and the HPA targets it."""
     (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     assert "scale" not in v1.get("subresources", {})
-    assert not [d for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    hpas = [d.body for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    assert len(hpas) == 1, "one HPA, for the ingress"
+    (hpa,) = hpas
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
+    deployment = find("Deployment", target["name"])
+    assert f"Deployment/{target['name']}" == INGRESS
+    assert "replicas" not in deployment["spec"], "the HPA owns replicas; apply must not reset it"
+    spec = hpa["spec"]
+    assert 2 <= spec["minReplicas"] <= spec["maxReplicas"], "one pod may drain while one serves"
+    (metric,) = spec["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    target_utilization = metric["resource"]["target"]
+    assert target_utilization["type"] == "Utilization"
+    assert 0 < target_utilization["averageUtilization"] < 100
+    # Utilization is a share of the CPU requests: every container must request CPU.
+    for container in template(INGRESS).containers:
+        assert quantity(container["resources"]["requests"]["cpu"]) > 0, container["name"]
+    # A scale-down drains a pod (preStop, gunicorn, ray stop): pace it.
+    down = spec["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 60
+    grace = template(INGRESS).spec["terminationGracePeriodSeconds"]
+    assert all(p["periodSeconds"] >= grace for p in down["policies"] if p["type"] == "Pods")
+
+
+def test_ingress_pdb_leaves_a_pod_serving_at_min_replicas() -> None:
+    (hpa,) = [d.body for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    pdb = find("PodDisruptionBudget", "rayhook-ingress")
+    assert selected(pdb["spec"]["selector"]["matchLabels"]) == [INGRESS]
+    assert pdb["spec"]["maxUnavailable"] < hpa["spec"]["minReplicas"]
 
 
 # --- Ray: groups, custom resources, the ingress container ------------------------------------
@@ -608,22 +652,91 @@ def test_actors_are_pinned_to_the_exec_group_by_a_custom_resource() -> None:
     assert raycluster()["spec"]["enableInTreeAutoscaling"] is True
 
 
-def test_ingress_group_is_a_zero_cpu_ray_node_running_gunicorn() -> None:
-    g = group("ingress")
-    params = g["rayStartParams"]
-    assert params["num-cpus"] == "0"
-    assert ray_start_resources(params) == {"ingress": 1}
-    t = template("ray group ingress")
-    assert t.body["metadata"]["annotations"]["ray.io/overwrite-container-cmd"] == "true"
-    container = t.containers[0]  # KubeRay's Ray container is the first one
+def container_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_ingress_pods_are_zero_cpu_ray_nodes_running_gunicorn() -> None:
+    """The ingress Deployment's pods join the RayCluster as Ray nodes of their own
+    (a driver needs a local raylet, tech-notes §1.4): the start script runs `ray
+    start --address=$RAY_HEAD_ADDRESS` with num-cpus 0 and the `ingress` marker,
+    then gunicorn, whose workers connect to that raylet, never through Ray Client."""
+    t = template(INGRESS)
+    (container,) = t.containers
     assert is_rayhook(container)
-    env = {e["name"]: e for e in container.get("env", [])}
+    assert container["command"] == [dockerfile_script_destination()]
+    env = container_env(container)
+    assert "KUBERAY_GEN_RAY_START_CMD" not in env, "the script's RAY_HEAD_ADDRESS branch runs"
+    head = raycluster()["metadata"]["name"] + "-head-svc"  # KubeRay's head Service
+    gcs_port = named_port(template("ray head"), "gcs-server")
+    assert env["RAY_HEAD_ADDRESS"]["value"] == f"{head}:{gcs_port}"
     assert env["RAY_ADDRESS"]["value"] == "auto", "gunicorn workers use the local raylet"
     assert not any("ray://" in str(e.get("value", "")) for e in env.values()), "no Ray Client"
-    assert container["command"] == [dockerfile_script_destination()]
+    script = START_SCRIPT.read_text()
+    branch = script[script.index('elif [[ -n "${RAY_HEAD_ADDRESS:-}" ]]') :]
+    branch = branch[: branch.index("\nelse\n")]
+    assert "--num-cpus=0" in branch
+    assert "--resources='{\\\"ingress\\\": 1}'" in branch
+    assert "${RAYHOOK_RAY_START_ARGS:-}" in branch
+    # The node IP is the pod's, through the kubelet's $(VAR) expansion of an earlier var.
+    names = [e["name"] for e in container["env"]]
+    args = env["RAYHOOK_RAY_START_ARGS"]["value"]
+    assert "--node-ip-address=$(POD_IP)" in args
+    assert names.index("POD_IP") < names.index("RAYHOOK_RAY_START_ARGS")
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    expanded = kubelet_expand(args, {"POD_IP": "10.1.2.3"})
+    options = dict(a.split("=", 1) for a in shlex.split(expanded))
+    assert options["--node-ip-address"] == "10.1.2.3"
+    ingress_object_store = int(options["--object-store-memory"])
+    assert 0 < ingress_object_store < quantity(container["resources"]["limits"]["memory"]) / 4
+    assert options["--metrics-export-port"] == str(named_port(t, "metrics"))
 
 
-def test_only_the_ingress_container_overrides_kuberays_command() -> None:
+def test_ingress_pods_are_not_mistaken_for_a_kuberay_worker_group() -> None:
+    """KubeRay lists its pods by `ray.io/*` labels, and the Ray autoscaler ties a
+    Ray node to a worker group by RAY_CLOUD_INSTANCE_ID / RAY_NODE_TYPE_NAME (its
+    v2 reconciler looks the instance id up and fails on an unknown one). The
+    ingress pods carry none of these: the autoscaler leaves them alone."""
+    t = template(INGRESS)
+    assert not [k for k in t.labels if k.startswith("ray.io/")]
+    for c in t.containers + t.spec.get("initContainers", []):
+        assert not {"RAY_CLOUD_INSTANCE_ID", "RAY_NODE_TYPE_NAME"} & set(env_names(c)), c["name"]
+
+
+def test_ingress_pods_do_what_kuberay_does_for_its_worker_pods() -> None:
+    """Token auth with the RayCluster's Secret, and an init container that waits
+    for the head's GCS with `ray health-check` (KubeRay's wait-gcs-ready)."""
+    auth = raycluster()["spec"]["authOptions"]
+    t = template(INGRESS)
+    (init,) = t.spec["initContainers"]
+    assert init["name"] == "wait-gcs-ready" and is_rayhook(init)
+    assert 'ray health-check --address "$RAY_HEAD_ADDRESS"' in init["command"][-1]
+    for container in (init, *t.containers):
+        env = container_env(container)
+        assert env["RAY_AUTH_MODE"]["value"] == auth["mode"] == "token"
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": auth["secretName"],
+            "key": "auth_token",
+        }
+    (main,) = t.containers
+    assert container_env(init)["RAY_HEAD_ADDRESS"] == container_env(main)["RAY_HEAD_ADDRESS"]
+
+
+def test_ray_reads_the_variables_the_manifests_set_for_it() -> None:
+    """RAY_AUTH_MODE and RAY_AUTH_TOKEN are Ray's own (KubeRay injects them into
+    its pods; the ingress Deployment sets them itself): the installed Ray reads
+    both names."""
+    from ray._private.authentication import authentication_token_setup
+
+    assert authentication_token_setup.AUTH_MODE_ENV_VAR == "RAY_AUTH_MODE"
+    raylet = Path(authentication_token_setup.__file__).parents[2] / "_raylet.so"
+    with raylet.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as image:
+        assert image.find(b"RAY_AUTH_TOKEN\x00") >= 0, "the C++ token loader reads RAY_AUTH_TOKEN"
+
+
+def test_ray_pods_keep_kuberays_command() -> None:
+    """KubeRay generates `ray start` for the head and the exec group: no command,
+    no override annotation (only the ingress Deployment has a command of its own)."""
     for t in templates():
         if not t.label.startswith("ray "):
             continue
@@ -631,8 +744,6 @@ def test_only_the_ingress_container_overrides_kuberays_command() -> None:
             t.body.get("metadata", {}).get("annotations", {}).get("ray.io/overwrite-container-cmd")
         )
         ray_container = t.containers[0]
-        if t.label == "ray group ingress":
-            continue
         assert overrides is None, f"{t.label} must keep KubeRay's `ray start`"
         assert "command" not in ray_container and "args" not in ray_container, t.label
 
@@ -649,7 +760,7 @@ def test_rayhook_containers_use_one_image() -> None:
 
 def test_ingress_service_selects_exactly_the_ingress_pods() -> None:
     service = find("Service", "rayhook-ingress")
-    assert selected(service["spec"]["selector"]) == ["ray group ingress"]
+    assert selected(service["spec"]["selector"]) == [INGRESS]
 
 
 def test_redis_service_and_statefulset_agree() -> None:
@@ -697,7 +808,7 @@ def test_network_policy_lets_every_redis_client_in() -> None:
 def test_probes_hit_routes_of_the_falcon_app() -> None:
     routes = falcon_routes()
     assert {"/healthz", "/readyz", "/metrics"} <= routes, f"add_route parse found {routes}"
-    container = template("ray group ingress").containers[0]
+    container = template(INGRESS).containers[0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -709,7 +820,7 @@ def test_ports_agree_with_rayhook_port() -> None:
     settings = config()
     port = int(settings["RAYHOOK_PORT"])
     assert ipaddress.ip_address(settings["RAYHOOK_HOST"]).is_unspecified, "kubelet must reach it"
-    ingress = template("ray group ingress")
+    ingress = template(INGRESS)
     assert named_port(ingress, "http") == port
     container = ingress.containers[0]
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -775,16 +886,24 @@ def test_extraction_of_what_the_code_reads_works() -> None:
 def test_every_env_var_set_is_read_by_the_code() -> None:
     readable, prefixes = readable_env()
     unknown = []
-    for t, container in rayhook_containers():
+    for t, container in rayhook_containers(initial=True):
+        # A variable the kubelet expands into another one ($(NAME)) is used too.
+        expanded = {
+            name
+            for e in container.get("env", [])
+            for name in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", str(e.get("value", "")))
+        }
         for name, source in env_names(container).items():
-            if name in readable or any(name.startswith(p) and name != p for p in prefixes):
+            if name in readable | expanded or any(
+                name.startswith(p) and name != p for p in prefixes
+            ):
                 continue
             unknown.append(f"{t.label}: {name} (from {source})")
     assert not unknown, "set in the manifests but read by no code:\n" + "\n".join(unknown)
 
 
 def test_ingress_gets_what_it_needs() -> None:
-    names = env_names(template("ray group ingress").containers[0])
+    names = env_names(template(INGRESS).containers[0])
     for required in (
         "REDIS_URL",
         "RAYHOOK_ADMIN_TOKEN",
@@ -802,7 +921,7 @@ def test_ingress_gets_what_it_needs() -> None:
 def test_settings_are_consistent_across_ray_nodes() -> None:
     """Actors get their Settings from the process that created them, but whatever
     a Ray node sets itself must not disagree with the ingress."""
-    ingress = env_names(template("ray group ingress").containers[0])
+    ingress = env_names(template(INGRESS).containers[0])
     for t, container in rayhook_containers():
         for name, source in env_names(container).items():
             if name.startswith("RAYHOOK_"):
@@ -1072,7 +1191,11 @@ def test_kustomize_renders_the_base() -> None:
             ]
             images = {c["image"] for p in pods for c in p["spec"]["containers"]}
             assert images == {expected_image}, "kustomize did not set the RayCluster's image"
-        if body["apiVersion"] != KUBERAY_API:
+        if body["kind"] in {"Deployment", "Job"}:
+            pod = body["spec"]["template"]["spec"]
+            images = {c["image"] for c in pod["containers"] + pod.get("initContainers", [])}
+            assert images == {expected_image}, f"kustomize did not set {body['kind']}'s image"
+        if body["apiVersion"] not in CRD_APIS:
             _validate_core(body, K8S_VERSIONS[-1], f"rendered {body['kind']}")
 
 
@@ -1174,7 +1297,7 @@ def test_start_script_starts_ray_then_the_ingress() -> None:
         isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "app" for t in n.targets)
         for n in asgi.body
     ), "ingress/asgi.py defines no `app`"
-    grace = template("ray group ingress").spec["terminationGracePeriodSeconds"]
+    grace = template(INGRESS).spec["terminationGracePeriodSeconds"]
     assert grace > int(config()["RAYHOOK_GRACEFUL_TIMEOUT"]) + 10, "no time left to drain"
 
 
@@ -1189,7 +1312,10 @@ def test_runbook_documents_the_contracts() -> None:
         resource,
         "RAYHOOK_ACTOR_RESOURCE",
         "actors/pool.py",
-        "ray.io/overwrite-container-cmd",
+        "HorizontalPodAutoscaler",
+        "rayhook-head-svc",
+        "ray health-check",
+        "RAY_CLOUD_INSTANCE_ID",
         "XPENDING",
         "events/s per ingress CPU core",
         "per stored execution",

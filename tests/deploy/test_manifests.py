@@ -17,8 +17,10 @@ and deploy/ray-node-start.sh. Nothing is built or applied.
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import copy
 import functools
+import inspect
 import ipaddress
 import json
 import mmap
@@ -33,18 +35,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import redis
+import sqlalchemy
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 from deploy import processes
 from engine.settings import Settings
+from store import migrate
+from store.history import async_url, redacted_url
+from tests.conftest import fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
@@ -55,20 +61,28 @@ DEPLOY_DOC = REPO / "docs" / "deploy.md"
 # The oldest Kubernetes minor we support and the newest kubernetes-validate bundles.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
-# KubeRay's RayCluster CRD: the vendored copy, else the team's shared copy (beside
-# the repository, as CI lays it out, or at its usual place on a workstation).
-CRD_CANDIDATES = (
-    Path(__file__).resolve().parent / "crd" / "rayclusters.crd.yaml",
-    REPO.parent / "shared" / "k8s" / "rayclusters.crd.yaml",
-    Path("/work/shared/k8s/rayclusters.crd.yaml"),
-)
+
+# The CRDs of the operators the manifests use, by file name: the vendored copy, else
+# the team's shared copy (beside the repository, as CI lays it out, or at its usual
+# place on a workstation). tests/deploy/crd/SOURCE.md says where each comes from.
+def crd_candidates(name: str) -> tuple[Path, ...]:
+    return (
+        Path(__file__).resolve().parent / "crd" / name,
+        REPO.parent / "shared" / "k8s" / name,
+        Path("/work/shared/k8s") / name,
+    )
+
+
+CRD_CANDIDATES = crd_candidates("rayclusters.crd.yaml")
+CNPG_CRD_CANDIDATES = crd_candidates("postgresql.cnpg.io_clusters.crd.yaml")
 
 # The rayhook image as the manifests name it (kustomization.yaml rewrites it).
 RAYHOOK_IMAGE = "rayhook"
 KUSTOMIZE_KINDS = {"Kustomization", "Component"}
 KUBERAY_API = "ray.io/v1"
+CNPG_API = "postgresql.cnpg.io/v1"
 # Kinds whose schema is a CRD (validated against it, not kubernetes-validate's).
-CRD_APIS = {KUBERAY_API}
+CRD_APIS = {KUBERAY_API, CNPG_API}
 # The ingress pods: a Deployment, so that an HPA can scale it (docs/deploy.md, "Scaling").
 INGRESS = "Deployment/rayhook-ingress"
 
@@ -82,6 +96,14 @@ RAY_OWN_SETTINGS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 
 # Secrets the cluster provides itself, not rayhook's operators.
 EXTERNAL_SECRETS = {"rayhook-tls": "the Ingress certificate (e.g. cert-manager)"}
+
+# The keys of the `<cluster>-app` Secret CloudNativePG generates for a Cluster
+# (its pkg/specs/secrets.go, CreateSecret). `uri` is
+# postgresql://<owner>:<password>@<cluster>-rw.<namespace>:5432/<database>.
+CNPG_APP_SECRET_KEYS = frozenset(
+    {"username", "user", "password", "dbname", "host", "port", "pgpass", "uri"}
+    | {"jdbc-uri", "fqdn-uri", "fqdn-jdbc-uri"}
+)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -144,6 +166,21 @@ def group(name: str) -> dict[str, Any]:
 
 def config() -> dict[str, str]:
     return find("ConfigMap", "rayhook-config")["data"]
+
+
+def history_cluster() -> dict[str, Any]:
+    """The CloudNativePG Cluster of the history database."""
+    clusters = [d.body for d in objects() if d.body["apiVersion"] == CNPG_API]
+    assert len(clusters) == 1 and clusters[0]["kind"] == "Cluster", "expected one CNPG Cluster"
+    return clusters[0]
+
+
+def generated_secrets() -> dict[str, frozenset[str]]:
+    """Secrets an operator creates from the manifests (name → keys): CloudNativePG's
+    `<cluster>-app`, unless the Cluster brings its own (bootstrap.initdb.secret)."""
+    cluster = history_cluster()
+    assert "secret" not in cluster["spec"]["bootstrap"]["initdb"], "CNPG would not make -app"
+    return {cluster["metadata"]["name"] + "-app": CNPG_APP_SECRET_KEYS}
 
 
 @functools.cache
@@ -428,6 +465,7 @@ def _validate_core(body: dict[str, Any], version: str, what: str) -> None:
 def test_core_kinds_validate_strictly(version: str) -> None:
     core = [d for d in objects() if d.body["apiVersion"] not in CRD_APIS]
     assert {d.kind for d in core} >= {
+        "Job",
         "Namespace",
         "ConfigMap",
         "Service",
@@ -465,20 +503,36 @@ def test_strict_kubernetes_validation_rejects_unknown_fields() -> None:
 # --- the RayCluster against KubeRay's CRD ----------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def crd() -> dict[str, Any]:
-    for path in CRD_CANDIDATES:
+def load_crd(candidates: tuple[Path, ...], kind: str, upstream: str) -> dict[str, Any]:
+    for path in candidates:
         if path.is_file():
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
             body = yaml.load(path.read_text(), Loader=loader)
             assert body["kind"] == "CustomResourceDefinition", f"{path} is not a CRD"
-            assert body["spec"]["names"]["kind"] == "RayCluster", f"{path} is not RayCluster's"
+            assert body["spec"]["names"]["kind"] == kind, f"{path} is not {kind}'s"
             return body
     pytest.fail(
-        "The KubeRay RayCluster CRD copy is absent, so the RayCluster cannot be validated. "
-        "Looked in: " + ", ".join(str(p) for p in CRD_CANDIDATES) + ". Vendor "
-        "ray-operator/config/crd/bases/ray.io_rayclusters.yaml of the KubeRay release you "
-        "deploy as tests/deploy/crd/rayclusters.crd.yaml."
+        f"The {kind} CRD copy is absent, so the {kind} cannot be validated. Looked in: "
+        + ", ".join(str(p) for p in candidates)
+        + f". Vendor {upstream} of the release you deploy as {candidates[0]}."
+    )
+
+
+@pytest.fixture(scope="session")
+def crd() -> dict[str, Any]:
+    return load_crd(
+        CRD_CANDIDATES,
+        "RayCluster",
+        "KubeRay's ray-operator/config/crd/bases/ray.io_rayclusters.yaml",
+    )
+
+
+@pytest.fixture(scope="session")
+def cnpg_crd() -> dict[str, Any]:
+    return load_crd(
+        CNPG_CRD_CANDIDATES,
+        "Cluster",
+        "CloudNativePG's config/crd/bases/postgresql.cnpg.io_clusters.yaml",
     )
 
 
@@ -503,10 +557,9 @@ def strict_schema(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-@pytest.fixture(scope="session")
-def raycluster_validator(crd: dict[str, Any]) -> jsonschema.Draft7Validator:
+def crd_validator(crd: dict[str, Any], api_version: str) -> jsonschema.Draft7Validator:
+    """A validator of one served version of a CRD, as strict as the API server."""
     group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-    api_version = raycluster()["apiVersion"]
     versions = {f"{group}/{v['name']}": v for v in crd["spec"]["versions"]}
     assert api_version in versions, f"the CRD does not serve {api_version}"
     version = versions[api_version]
@@ -516,6 +569,11 @@ def raycluster_validator(crd: dict[str, Any]) -> jsonschema.Draft7Validator:
     schema["properties"]["kind"] = {"const": kind}
     schema["properties"]["apiVersion"] = {"const": api_version}
     return jsonschema.Draft7Validator(schema)
+
+
+@pytest.fixture(scope="session")
+def raycluster_validator(crd: dict[str, Any]) -> jsonschema.Draft7Validator:
+    return crd_validator(crd, raycluster()["apiVersion"])
 
 
 def crd_errors(validator: jsonschema.Draft7Validator, body: dict[str, Any]) -> list[str]:
@@ -779,7 +837,10 @@ def test_every_pdb_selects_one_workload() -> None:
         hits = selected(pdb.body["spec"]["selector"]["matchLabels"])
         assert len(hits) == 1, f"{pdb} selects {hits}"
         covered.add(hits[0])
-    assert covered == {t.label for t in templates()}, "a workload has no PodDisruptionBudget"
+    long_running = {t.label for t in templates() if not t.label.startswith("Job/")}
+    assert covered == long_running, "a workload has no PodDisruptionBudget"
+    # CloudNativePG makes the history database's own (enablePDB, on by default).
+    assert history_cluster()["spec"].get("enablePDB", True) is True
 
 
 def test_network_policy_lets_every_redis_client_in() -> None:
@@ -906,6 +967,7 @@ def test_ingress_gets_what_it_needs() -> None:
     names = env_names(template(INGRESS).containers[0])
     for required in (
         "REDIS_URL",
+        "RAYHOOK_HISTORY_URL",
         "RAYHOOK_ADMIN_TOKEN",
         "RAYHOOK_NAMESPACE",
         "RAYHOOK_PORT",
@@ -915,7 +977,9 @@ def test_ingress_gets_what_it_needs() -> None:
     ):
         assert required in names, f"ingress container lacks {required}"
     assert names["RAYHOOK_ADMIN_TOKEN"].startswith("Secret"), "tokens come from a Secret"
-    assert names["REDIS_URL"] == "env"  # a secretKeyRef: it carries the password
+    env = container_env(template(INGRESS).containers[0])
+    for name in ("REDIS_URL", "RAYHOOK_HISTORY_URL"):  # they carry passwords
+        assert "secretKeyRef" in env[name]["valueFrom"], f"{name} must come from a Secret"
 
 
 def test_settings_are_consistent_across_ray_nodes() -> None:
@@ -930,12 +994,15 @@ def test_settings_are_consistent_across_ray_nodes() -> None:
 
 def test_secret_references_exist() -> None:
     secrets = dev_secrets()
+    generated = generated_secrets()
     referenced: set[str] = set()
     for t in templates():
-        for c in t.containers:
+        for c in t.containers + t.spec.get("initContainers", []):
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
+                if ref and ref["name"] in generated:
+                    assert ref["key"] in generated[ref["name"]], f"{t.label}: {ref}"
+                elif ref:
                     assert ref["key"] in secrets.get(ref["name"], {}), f"{t.label}: {ref}"
                     referenced.add(ref["name"])
             for source in c.get("envFrom", []):
@@ -951,7 +1018,7 @@ def test_secret_references_exist() -> None:
                 assert tls["secretName"] in EXTERNAL_SECRETS
     assert referenced == set(secrets), f"referenced {referenced}, provided {set(secrets)}"
     docs = DEPLOY_DOC.read_text()
-    for name in referenced | set(EXTERNAL_SECRETS):
+    for name in referenced | set(EXTERNAL_SECRETS) | set(generated):
         assert name in docs, f"docs/deploy.md does not say how to create Secret {name}"
 
 
@@ -1117,6 +1184,376 @@ def test_redis_maxmemory_is_set_by_redis_itself_on_kubernetes() -> None:
         assert "RAYHOOK_REDIS_MAXMEMORY" not in env_names(container), t.label
 
 
+# --- the history database (SPEC §9) ------------------------------------------------------
+
+# CloudNativePG refuses these in spec.postgresql.parameters: its
+# FixedConfigurationParameters (pkg/postgres/configuration.go).
+CNPG_FIXED_PARAMETERS = frozenset(
+    (
+        "allow_system_table_mods",
+        "archive_mode",
+        "bonjour",
+        "bonjour_name",
+        "cluster_name",
+        "config_file",
+        "data_directory",
+        "data_sync_retry",
+        "dynamic_shared_memory_type",
+        "event_source",
+        "external_pid_file",
+        "hba_file",
+        "hot_standby",
+        "huge_pages",
+        "ident_file",
+        "jit_provider",
+        "listen_addresses",
+        "logging_collector",
+        "port",
+        "primary_conninfo",
+        "primary_slot_name",
+        "recovery_target",
+        "recovery_target_action",
+        "recovery_target_inclusive",
+        "recovery_target_lsn",
+        "recovery_target_name",
+        "recovery_target_time",
+        "recovery_target_timeline",
+        "recovery_target_xid",
+        "restore_command",
+        "shared_preload_libraries",
+        "temp_tablespaces",
+        "unix_socket_directories",
+        "unix_socket_group",
+        "unix_socket_permissions",
+        "archive_cleanup_command",
+        "archive_command",
+        "log_destination",
+        "log_directory",
+        "log_file_mode",
+        "log_filename",
+        "log_rotation_age",
+        "log_rotation_size",
+        "log_truncate_on_rotation",
+        "pg_failover_slots.primary_dsn",
+        "pg_failover_slots.standby_slot_names",
+        "promote_trigger_file",
+        "recovery_end_command",
+        "recovery_min_apply_delay",
+        "restart_after_crash",
+        "ssl",
+        "ssl_ca_file",
+        "ssl_cert_file",
+        "ssl_crl_file",
+        "ssl_dh_params_file",
+        "ssl_ecdh_curve",
+        "ssl_key_file",
+        "ssl_passphrase_command",
+        "ssl_passphrase_command_supports_reload",
+        "ssl_prefer_server_ciphers",
+        "stats_temp_directory",
+        "synchronous_standby_names",
+        "synchronized_standby_slots",
+        "syslog_facility",
+        "syslog_ident",
+        "syslog_sequence_numbers",
+        "syslog_split_messages",
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def cnpg_validator(cnpg_crd: dict[str, Any]) -> jsonschema.Draft7Validator:
+    return crd_validator(cnpg_crd, CNPG_API)
+
+
+def test_history_cluster_validates_against_the_cloudnativepg_crd(cnpg_validator) -> None:
+    errors = crd_errors(cnpg_validator, history_cluster())
+    assert not errors, "the Cluster does not fit CloudNativePG's CRD:\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        ("typo", "instance"),
+        ("type", "instances"),
+        ("parameter", "max_connections"),
+        ("enum", "method"),
+        ("nested", "databse"),
+    ],
+)
+def test_cloudnativepg_crd_validation_catches_mistakes(cnpg_validator, mutation, expected) -> None:
+    body = copy.deepcopy(history_cluster())
+    spec = body["spec"]
+    if mutation == "typo":
+        spec["instance"] = spec.pop("instances")
+    elif mutation == "type":
+        spec["instances"] = "3"
+    elif mutation == "parameter":
+        spec["postgresql"]["parameters"]["max_connections"] = 200  # must be a string
+    elif mutation == "enum":
+        spec["postgresql"]["synchronous"]["method"] = "all"
+    else:
+        spec["bootstrap"]["initdb"]["databse"] = spec["bootstrap"]["initdb"].pop("database")
+    errors = crd_errors(cnpg_validator, body)
+    assert any(expected in e for e in errors), errors
+
+
+def postgres_size(value: str) -> float:
+    """A PostgreSQL size setting ("1GB", "512MB", bare = MB) in bytes."""
+    match = re.fullmatch(r"(\d+)\s*(kB|MB|GB|TB)?", value)
+    assert match, f"not a PostgreSQL size: {value!r}"
+    unit = {"kB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}[match.group(2) or "MB"]
+    return int(match.group(1)) * unit
+
+
+def test_history_cluster_passes_cloudnativepg_webhook_checks() -> None:
+    """What CloudNativePG's admission webhook refuses beyond the schema
+    (internal/webhook/v1/cluster_webhook.go), for the fields this Cluster uses."""
+    cluster = history_cluster()
+    name = cluster["metadata"]["name"]
+    assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 50
+    spec = cluster["spec"]
+    assert not ("imageName" in spec and "imageCatalogRef" in spec)
+    tag = spec["imageName"].rsplit(":", 1)[1]
+    assert tag != "latest", "CNPG cannot detect upgrades from `latest`"
+    major = int(re.match(r"(\d+)", tag).group(1))  # type: ignore[union-attr]
+    assert major >= 12, "CloudNativePG supports PostgreSQL 12 and newer"
+    initdb = spec["bootstrap"]["initdb"]
+    assert initdb.get("database") and initdb.get("owner"), "database and owner go together"
+    quantity(spec["storage"]["size"])
+    wal_volume = quantity(spec["walStorage"]["size"])
+    parameters = spec["postgresql"]["parameters"]
+    assert not set(parameters) & CNPG_FIXED_PARAMETERS, "CNPG fixes these"
+    min_wal, max_wal = (
+        postgres_size(parameters["min_wal_size"]),
+        postgres_size(parameters["max_wal_size"]),
+    )
+    assert min_wal < max_wal < wal_volume
+    assert max_wal + postgres_size(parameters["max_slot_wal_keep_size"]) < wal_volume
+    resources = spec["resources"]
+    for kind in ("cpu", "memory"):
+        assert quantity(resources["requests"][kind]) <= quantity(resources["limits"][kind])
+    assert quantity(resources["requests"]["memory"]) >= postgres_size(parameters["shared_buffers"])
+    synchronous = spec["postgresql"]["synchronous"]
+    assert synchronous["number"] < spec["instances"]
+
+
+def test_history_commits_survive_a_failover_and_one_lost_standby() -> None:
+    """The writer forgets the Redis copy once SQL has committed: the commit must be
+    on a standby as well (synchronous, `required`), and writes must go on with one
+    standby away (instances ≥ primary + synchronous standbys + 1)."""
+    spec = history_cluster()["spec"]
+    synchronous = spec["postgresql"]["synchronous"]
+    assert synchronous["dataDurability"] == "required"
+    assert synchronous["number"] >= 1
+    assert spec["instances"] >= 1 + synchronous["number"] + 1
+
+
+def test_history_url_comes_from_cloudnativepgs_app_secret() -> None:
+    """Every container that gets RAYHOOK_HISTORY_URL reads it from the key `uri` of
+    the Secret CloudNativePG generates for the Cluster, and that URI's form is one
+    store/history.py accepts."""
+    cluster = history_cluster()
+    (app_secret,) = generated_secrets()
+    users = [
+        (t.label, container_env(c)["RAYHOOK_HISTORY_URL"])
+        for t, c in rayhook_containers(initial=True)
+        if "RAYHOOK_HISTORY_URL" in container_env(c)
+    ]
+    assert {label for label, _ in users} == {INGRESS, "Job/rayhook-migrate"}
+    for label, var in users:
+        assert var["valueFrom"]["secretKeyRef"] == {"name": app_secret, "key": "uri"}, label
+    initdb = cluster["spec"]["bootstrap"]["initdb"]
+    # CloudNativePG's form: Go's url.URL with UserPassword, host <cluster>-rw.<namespace>.
+    password = "p@ss/w%rd:1"
+    uri = (
+        f"postgresql://{initdb['owner']}:{quote(password, safe='')}"
+        f"@{cluster['metadata']['name']}-rw.rayhook:5432/{initdb['database']}"
+    )
+    assert async_url(uri).startswith("postgresql+psycopg://")
+    assert password not in redacted_url(uri) and quote(password, safe="") not in redacted_url(uri)
+
+
+def test_database_urls_are_never_in_clear() -> None:
+    """Passwords travel in Secrets only: no ConfigMap value and no plain env value
+    holds a database URL, and the URL variables are always secretKeyRefs."""
+    for doc in objects():
+        if doc.kind == "ConfigMap":
+            for key, value in doc.body["data"].items():
+                assert "://" not in value or "@" not in value, f"{doc}: {key} looks like a URL"
+    for t, container in rayhook_containers(initial=True):
+        for e in container.get("env", []):
+            assert not re.match(r"(postgres(ql)?|rediss?)://", str(e.get("value", ""))), t.label
+            if e["name"] in {"RAYHOOK_HISTORY_URL", "REDIS_URL"}:
+                assert "secretKeyRef" in e["valueFrom"], f"{t.label}: {e['name']}"
+
+
+def _history_pool(path: Path) -> tuple[int, int]:
+    """pool_size and max_overflow of the HistoryStore a module makes (SQLAlchemy's
+    QueuePool defaults where it passes none)."""
+    defaults = inspect.signature(sqlalchemy.pool.QueuePool.__init__).parameters
+    (call,) = [
+        n
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "HistoryStore"
+    ]
+    given = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    return (
+        given.get("pool_size", defaults["pool_size"].default),
+        given.get("max_overflow", defaults["max_overflow"].default),
+    )
+
+
+def test_history_database_takes_every_connection_rayhook_may_open() -> None:
+    """max_connections covers: the ingress pods at the HPA's maximum, times gunicorn
+    workers, times each worker's pool; the history writer's pool; the migration Job;
+    and what PostgreSQL (superuser_reserved_connections) and the operator keep."""
+    (hpa,) = [d.body for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    ingress_pool = sum(_history_pool(REPO / "ingress" / "services.py"))
+    writer_pool = sum(_history_pool(REPO / "actors" / "history_writer.py"))
+    workers = int(config()["RAYHOOK_WORKERS"])
+    needed = hpa["spec"]["maxReplicas"] * workers * ingress_pool + writer_pool + 1
+    reserved = 3 + 5  # superuser_reserved_connections, CloudNativePG's instance manager
+    parameters = history_cluster()["spec"]["postgresql"]["parameters"]
+    assert int(parameters["max_connections"]) >= needed + reserved, needed
+
+
+def test_history_writer_runs_where_the_network_policy_expects_it() -> None:
+    """The HistoryWriter actor takes the actor resource (actors/pool.py), which only
+    the exec group offers: the exec pods connect to the history database."""
+    pool = ast.parse((REPO / "actors" / "pool.py").read_text())
+    (writer,) = [
+        n for n in pool.body if isinstance(n, ast.FunctionDef) and n.name == "history_writer"
+    ]
+    assert "resources=placement(settings)" in ast.unparse(writer)
+
+
+def test_network_policy_lets_every_history_client_in() -> None:
+    cluster = history_cluster()
+    policy = find("NetworkPolicy", cluster["metadata"]["name"])
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "cnpg.io/cluster": cluster["metadata"]["name"]
+    }
+    allowed = {
+        label
+        for rule in policy["spec"]["ingress"]
+        if {p["port"] for p in rule["ports"]} >= {5432}
+        for peer in rule["from"]
+        if "namespaceSelector" not in peer
+        for label in selected(peer["podSelector"]["matchLabels"])
+    }
+    resource = config()["RAYHOOK_ACTOR_RESOURCE"]
+    clients = {
+        t.label for t, c in rayhook_containers() if "RAYHOOK_HISTORY_URL" in env_names(c)
+    } | {
+        f"ray group {g['groupName']}"
+        for g in raycluster()["spec"]["workerGroupSpecs"]
+        if resource in ray_start_resources(g["rayStartParams"])
+    }
+    assert clients == {INGRESS, "Job/rayhook-migrate", "ray group exec"}
+    assert clients <= allowed, f"history clients {clients}, allowed {allowed}"
+    operator = [
+        rule
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    ]
+    assert operator and {p["port"] for p in operator[0]["ports"]} == {5432, 8000}
+
+
+def test_migrate_job_runs_a_command_the_cli_has() -> None:
+    job = find("Job", "rayhook-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert is_rayhook(container)
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    program, *args = container["command"]
+    assert pyproject["project"]["scripts"][program] == "deploy.cli:main"
+    assert args == ["migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in {"Never", "OnFailure"}
+    assert job["spec"]["backoffLimit"] >= 3, "the database may still be starting"
+    assert "ttlSecondsAfterFinished" in job["spec"], "a release must be able to run it again"
+
+
+def _run_migrate_job(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The Job's container command, with the Job's environment (the Secret's value in
+    RAYHOOK_HISTORY_URL), run as the image would: the console script on PATH."""
+    job = find("Job", "rayhook-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: url for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert set(env) == {"RAYHOOK_HISTORY_URL"}
+    return subprocess.run(
+        container["command"],
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(cwd), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_migrate_job_brings_a_cloudnativepg_shaped_database_to_the_newest_schema(
+    tmp_path: Path,
+) -> None:
+    """On the machine's PostgreSQL, with a URL of CloudNativePG's form (a
+    percent-encoded password; the server trusts local connections, so only the
+    parsing is exercised), twice at once as two Job pods could: both finish, and
+    the schema is at the newest revision."""
+    with fresh_database() as base:
+        parts = urlsplit(base)
+        password = quote("p@ss/w%rd:1", safe="")
+        url = f"postgresql://{parts.username}:{password}@{parts.hostname}:{parts.port}{parts.path}"
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda _: _run_migrate_job(url, tmp_path), range(2)))
+        for done in runs:
+            assert done.returncode == 0, done.stderr
+            assert f"schema at revision {migrate.head()} (newest)" in done.stdout
+            assert "p%40ss" not in done.stdout + done.stderr, "the password is never printed"
+        assert migrate.current(base) == migrate.head()
+
+
+def test_migrate_job_fails_while_the_database_is_down_so_kubernetes_retries(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://rayhook:s3cret-pw@127.0.0.1:{processes.free_port()}/rayhook"
+    done = _run_migrate_job(url, tmp_path)
+    assert done.returncode == 1
+    assert "rayhook: migrate postgresql://rayhook:***@127.0.0.1" in done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr
+
+
+def test_kustomize_component_switches_to_an_external_history_database(tmp_path: Path) -> None:
+    base = os.path.relpath(K8S, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [base],
+                "components": [f"{base}/components/external-postgresql"],
+            }
+        )
+    )
+    rendered = render(tmp_path)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in rendered}
+    history_objects = {(d.kind, d.name) for d in objects() if d.path.parent == K8S / "postgresql"}
+    assert history_objects and not (kinds & history_objects), "the CNPG Cluster is still in"
+    users = 0
+    for body in rendered:
+        if body["kind"] in {"Deployment", "Job"}:
+            for c in body["spec"]["template"]["spec"]["containers"]:
+                env = container_env(c)
+                if "RAYHOOK_HISTORY_URL" in env:
+                    users += 1
+                    ref = env["RAYHOOK_HISTORY_URL"]["valueFrom"]["secretKeyRef"]
+                    assert ref == {"name": "rayhook-history", "key": "url"}, body["kind"]
+                    names = [e["name"] for e in c["env"]]
+                    assert len(names) == len(set(names)), "the patch added a second entry"
+            _validate_core(body, K8S_VERSIONS[-1], f"rendered {body['kind']}")
+    assert users == 2
+    text = DEPLOY_DOC.read_text()
+    assert "rayhook-history" in text and "external-postgresql" in text
+
+
 # --- kustomize ----------------------------------------------------------------------------
 
 
@@ -1179,7 +1616,9 @@ def test_kustomize_renders_the_base() -> None:
     (image,) = kustomization["images"]
     expected_image = f"{image['newName']}:{image['newTag']}"
     assert {(d["kind"], d["metadata"]["name"]) for d in rendered} == {
-        (d.kind, d.name) for d in objects() if d.path.parent in {K8S, K8S / "redis"}
+        (d.kind, d.name)
+        for d in objects()
+        if d.path.parent in {K8S, K8S / "redis", K8S / "postgresql"}
     }
     for body in rendered:
         if body["kind"] != "Namespace":
@@ -1316,6 +1755,14 @@ def test_runbook_documents_the_contracts() -> None:
         "rayhook-head-svc",
         "ray health-check",
         "RAY_CLOUD_INSTANCE_ID",
+        "rayhook migrate",
+        "rayhook-history-app",
+        "external-postgresql",
+        "dataDurability",
+        "RAYHOOK_HISTORY_MAX_AGE",
+        "RAYHOOK_REDIS_HIGH_WATERMARK",
+        "RAYHOOK_MAX_BACKLOG",
+        "aof_last_cow_size",
         "XPENDING",
         "events/s per ingress CPU core",
         "per stored execution",

@@ -7,9 +7,25 @@ from __future__ import annotations
 
 import falcon
 import falcon.asgi
+import msgspec
 
 from ingress.admin.common import AdminResource, page_meta, reply
 from ingress.services import Services
+
+
+class SupervisorView(msgspec.Struct, kw_only=True):
+    """One awake workflow supervisor, summed over the executors it is awake on."""
+
+    name: str
+    key: str
+    inflight: int
+    dispatched: int
+    finished: int
+    quarantined: int
+    awakeSince: float  # epoch seconds
+    idleSeconds: float
+    executors: list[str]
+    backlog: int  # entries in the workflow's inbox: unread plus running
 
 
 class SupervisorList(AdminResource):
@@ -18,10 +34,12 @@ class SupervisorList(AdminResource):
         pipe = self.services.redis.pipeline(transaction=False)
         for row in rows:
             pipe.xlen(self.services.keys.inbox(str(row["key"])))
-        for row, backlog in zip(rows, await pipe.execute(), strict=True):
-            row["backlog"] = backlog
-        meta = {**page_meta(len(rows), 1, max(1, len(rows))), "unavailable": silent}
-        reply(resp, rows, meta=meta)
+        views = [
+            msgspec.convert({**row, "backlog": backlog}, SupervisorView)
+            for row, backlog in zip(rows, await pipe.execute(), strict=True)
+        ]
+        meta = {**page_meta(len(views), 1, max(1, len(views))), "unavailable": silent}
+        reply(resp, views, meta=meta)
 
 
 def routes(services: Services) -> list[tuple[str, object]]:

@@ -100,7 +100,7 @@ def compile_workflow(source: Any) -> CompiledWorkflow:
         sync=src.sync,
         options=src.options,
         nodes=chain,
-        trigger=compile_trigger(src.config),
+        trigger=compile_trigger(src.config, sync=src.sync),
         by_key=by_key,
     )
 
@@ -258,14 +258,12 @@ def _check_trigger(src: _Source) -> Iterator[str]:
             if item.name in names:
                 yield f'config.request.{part}[{i}]: "{item.name}" is mapped twice'
             names.add(item.name)
-    if config.response is not None:
-        if src.sync:
-            yield (
-                "config.response: a sync workflow answers with its response node; "
-                "config.response is for async workflows only"
-            )
-        if not 100 <= config.response.statusCode <= 599:
-            yield "config.response.statusCode: must be from 100 to 599"
+    # A sync workflow answers with its response node: NocoBase ignores a
+    # config.response there, and an exported NocoBase workflow may carry one.
+    if config.response is not None and not src.sync:
+        if not 200 <= config.response.statusCode <= 599:
+            # 1xx are interim answers: the caller would still wait for the reply.
+            yield "config.response.statusCode: must be from 200 to 599"
         for i, header in enumerate(config.response.headers):
             if not HEADER_NAME.fullmatch(header.name):
                 yield (

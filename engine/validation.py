@@ -236,10 +236,20 @@ def check_placeholder(
             return f'"{ph.text}" refers to node "{rest[0]}", which is not in this workflow'
     if root == "$scopes" and (not rest or rest[0] not in scopes):
         return f'"{ph.text}" refers to no enclosing loop node'
-    if root == "$system" and (not rest or rest[0] not in SYSTEM):
-        return f'"{ph.text}": $system has {", ".join(SYSTEM)}'
+    if root == "$system":
+        return _system_problem(ph, rest)
     if root == "$env" and not rest:
         return f'"{ph.text}" needs a variable name: {{{{$env.NAME}}}}'
+    return None
+
+
+def _system_problem(ph: Placeholder, rest: tuple[str, ...]) -> str | None:
+    """`$system.<name>`, or `$system.<group>.<name>` for a group (`dateRange`)."""
+    if not rest or rest[0] not in SYSTEM:
+        return f'"{ph.text}": $system has {", ".join(SYSTEM)}'
+    group = SYSTEM[rest[0]]
+    if isinstance(group, Mapping) and (len(rest) < 2 or rest[1] not in group):
+        return f'"{ph.text}": $system.{rest[0]} has {", ".join(group)}'
     return None
 
 

@@ -290,6 +290,29 @@ def test_unknown_system_variable_is_rejected():
     assert "now" in message
 
 
+@pytest.mark.parametrize("text", ["{{$system.dateRange}}", "{{$system.dateRange.someday}}"])
+def test_system_date_range_needs_one_of_its_names(text):
+    message = one_error(workflow(output("o1", text)))
+    assert message.startswith('node "o1" (output): config: ')
+    assert "$system.dateRange has yesterday, today" in message
+
+
+def test_nocobase_system_variables_are_accepted():
+    compile_doc(
+        workflow(
+            output(
+                "o1",
+                [
+                    "{{$system.dateRange.thisWeek}}",
+                    "{{$system.genSnowflakeId}}",
+                    "{{$system.epoch}}",
+                    "{{$system.instanceId}}",
+                ],
+            )
+        )
+    )
+
+
 def test_env_without_name_is_rejected():
     message = one_error(workflow(output("o1", "{{$env}}")))
     assert 'node "o1"' in message

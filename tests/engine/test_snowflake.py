@@ -5,6 +5,7 @@ sequence)."""
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -25,7 +26,7 @@ def test_ids_carry_the_second_the_worker_and_a_sequence() -> None:
 def test_ids_of_one_process_are_unique_and_grow() -> None:
     generator = Snowflake()
     ids = [generator.generate() for _ in range(200_000)]  # more than one second's sequences
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in pairwise(ids))
 
 
 def test_a_worker_outside_0_to_31_is_refused() -> None:

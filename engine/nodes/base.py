@@ -72,6 +72,11 @@ class RunContext(Protocol):
 
     def exit(self, status: int) -> Any: ...
 
+    def bubble(self, status: int) -> Any:
+        """End the chain this node is in with `status` (its branch's), leaving
+        the node's own job as it is: the node above (a loop, a parallel) or the
+        execution decides what it means."""
+
     def respond(self, reply: Reply) -> None: ...
 
     def set_output(self, value: Any) -> None: ...

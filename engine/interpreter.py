@@ -24,6 +24,7 @@ import msgspec
 from engine.effects import Effects
 from engine.nodes.base import CompiledNode
 from engine.records import Execution, Job, Reply, job_id, now
+from engine.retry_on_fail import RETRIED, Tries
 from engine.scope import SYSTEM
 from engine.status import PENDING, Status
 from engine.validation import CompiledWorkflow
@@ -185,6 +186,7 @@ class Interpreter:
         self._results: dict[str, Any] = {}
         self._open: dict[str, Job] = {}
         self._slice_start = perf_counter()
+        self._strict: set[str] = set()  # nodes in a try that is not their last
         self.scope: dict[str, Any] = {
             "$context": execution.context,
             "$jobsMapByNodeKey": self._results,
@@ -215,7 +217,10 @@ class Interpreter:
                         return outcome
                     continue
             try:
-                await node.instruction.run(node, job, self)
+                if node.retry is None:
+                    await self._try(node, job)
+                else:
+                    await self._retrying(node, job, Tries(node.retry))
             except ExecutionExit:
                 if job.id in self._open:  # not yet recorded in its final state
                     self.commit(job)
@@ -224,15 +229,40 @@ class Interpreter:
                 if job.id in self._open:
                     self.commit(job)
                 return ended.status
-            except ReplayDiverged:
-                raise
-            except Exception as exc:  # a node bug or failed effect: the job errs
-                job.status, job.result = Status.ERROR, {"message": str(exc) or type(exc).__name__}
             self.commit(job)
             if job.status != Status.RESOLVED:
                 # PENDING here means the node waits: the execution stays STARTED.
                 return int(job.status)
         return Status.RESOLVED
+
+    async def _try(self, node: CompiledNode, job: Job) -> None:
+        """Run the node once; an exception of its own makes the job ERROR."""
+        try:
+            await node.instruction.run(node, job, self)
+        except (ExecutionExit, BranchEnded, ReplayDiverged):
+            raise
+        except Exception as exc:  # a node bug or failed effect: the job errs
+            job.status, job.result = Status.ERROR, {"message": str(exc) or type(exc).__name__}
+
+    async def _retrying(self, node: CompiledNode, job: Job, tries: Tries) -> None:
+        """`retryOnFail`: run the node until a try does not fail or none is left,
+        waiting between tries (a timeout or cancel interrupts the wait)."""
+        while True:
+            tries.begin(job)
+            last = tries.count >= tries.policy.max_tries
+            if not last:
+                self._strict.add(node.key)  # its ignoreFail waits for the last try
+            try:
+                await self._try(node, job)
+            finally:
+                self._strict.discard(node.key)
+            if last or job.status not in RETRIED:
+                tries.ended(job)
+                return
+            tries.failed(job)
+            job.status = PENDING
+            self.commit(job)
+            await asyncio.sleep(tries.policy.wait)
 
     def _replay(self, node: CompiledNode, job: Job) -> int | None:
         """A node met again on resume: the status its recorded (or newly given)
@@ -300,7 +330,11 @@ class Interpreter:
         return self._effects
 
     def render(self, node: CompiledNode) -> dict[str, Any]:
-        return node.template.render(self.scope)
+        config: dict[str, Any] = node.template.render(self.scope)
+        field = node.instruction.ignore_fail_field
+        if field is not None and node.key in self._strict:
+            config = {**config, field: False}  # a try that is not the last fails
+        return config
 
     def commit(self, job: Job) -> None:
         job.updatedAt = now()

@@ -21,6 +21,8 @@ from engine.definition import (
 from engine.nodes import REGISTRY
 from engine.nodes.base import CompiledNode, NodeError, WorkflowFacts
 from engine.nodes.response import HEADER_NAME
+from engine.retry_on_fail import FIELD as RETRY_FIELD
+from engine.retry_on_fail import compile_retry
 from engine.scope import ROOTS, SYSTEM
 from engine.status import Status
 from engine.templates import Placeholder, TemplateError, compile_template
@@ -177,8 +179,20 @@ def _compile_node(
             "make the workflow async (sync: false) or remove the node"
         )
         return None
+    raw_config, retry = node.config, None
+    if RETRY_FIELD in raw_config:  # the interpreter's, not the node type's
+        raw_config = {k: v for k, v in raw_config.items() if k != RETRY_FIELD}
+        if not instruction.retries_on_fail:
+            retrying = ", ".join(t for t in REGISTRY.types() if REGISTRY[t].retries_on_fail)
+            errors.append(f"{label}: config.{RETRY_FIELD}: only {retrying} nodes retry")
+            return None
+        try:
+            retry = compile_retry(node.config[RETRY_FIELD])
+        except NodeError as exc:
+            errors.append(f"{label}: config.{exc.field}: {exc.message}")
+            return None
     try:
-        config = msgspec.convert(node.config, instruction.config_type)
+        config = msgspec.convert(raw_config, instruction.config_type)
     except msgspec.ValidationError as exc:
         errors.append(f"{label}: {describe_validation_error(exc, 'config')}")
         return None
@@ -193,7 +207,7 @@ def _compile_node(
         where = f"config.{exc.field}" if exc.field else "config"
         errors.append(f"{label}: {where}: {exc.message}")
         return None
-    templated = {k: v for k, v in node.config.items() if k not in instruction.raw_fields}
+    templated = {k: v for k, v in raw_config.items() if k not in instruction.raw_fields}
     try:
         template = compile_template(templated)
     except TemplateError as exc:
@@ -217,6 +231,7 @@ def _compile_node(
         template=template,
         prepared=prepared,
         branches=branches,
+        retry=retry,
     )
     by_key[node.key] = compiled
     return compiled

@@ -168,6 +168,7 @@ def _block_comment_end(sql: str, start: int) -> int:
 class Sql(Instruction):
     node_type = "sql"
     config_type = Config
+    retries_on_fail = True
     # Never templated: values go in as parameters through `variables`.
     raw_fields = frozenset({"sql"})
 

@@ -148,10 +148,15 @@ class Interpreter:
     `output` (the last Output node's value), `jobs` (every job, in order),
     `waits` (what a STARTED execution waits for).
 
-    Resuming a waiting execution replays it: `history` (its recorded jobs, in
-    order) is walked again; a leaf node already recorded keeps its outcome and
-    is not run again (no effect repeats), branching nodes decide again from the
-    same outcomes, and a job in `resolutions` takes the outcome it was given.
+    Resuming a waiting execution replays it: the workflow is walked again and
+    each node meets its recorded job in `history` (see `_Recorded`); a leaf
+    node already recorded keeps its outcome and is not run again (no effect
+    repeats), branching nodes decide again from the same outcomes, and a job in
+    `resolutions` takes the outcome it was given. New jobs are numbered after
+    the recorded ones.
+
+    A node with `retryOnFail` runs again after a failed try, inside its job
+    (`engine/retry_on_fail.py`).
     """
 
     def __init__(

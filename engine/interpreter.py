@@ -94,6 +94,7 @@ class _Recorded:
 
     def __init__(self, jobs: list[Job], resolved: set[str]) -> None:
         self.jobs = jobs
+        self._index = {job.id: i for i, job in enumerate(jobs)}
         self.taken = [False] * len(jobs)
         self._lowest = 0  # no untaken job below this index
         self._by_node: dict[str, deque[int]] = {}
@@ -125,7 +126,7 @@ class _Recorded:
     def take_assigned(self, job: Job, by: str) -> list[Job]:
         """The jobs `by` recorded for other nodes right after its own `job`."""
         out: list[Job] = []
-        index = self.jobs.index(job) + 1
+        index = self._index[job.id] + 1
         while index < len(self.jobs) and not self.taken[index]:
             side = self.jobs[index]
             if _assigned_by(side) != by:

@@ -13,7 +13,15 @@ from engine.interpreter import DEFAULT_LOOP_LIMIT, Interpreter
 from engine.records import Execution
 from engine.settings import Settings
 from engine.status import Status
-from tests.engine.test_interpreter import EXECUTION_ID, Run, compile_nodes, end, run_nodes
+from tests.engine.test_interpreter import (
+    EXECUTION_ID,
+    Run,
+    compile_nodes,
+    end,
+    run_nodes,
+    run_workflow,
+)
+from tests.engine.test_nodes_parallel import resume
 
 SCOPE = "{{$scopes.L.item}}|{{$scopes.L.index}}|{{$scopes.L.sequence}}|{{$scopes.L.length}}"
 
@@ -435,3 +443,25 @@ def test_only_branch_0_is_the_body() -> None:
         compile_nodes(
             [{"key": "L", "type": "loop", "config": {"target": 1}, "branches": {"1": []}}]
         )
+
+
+# -- a body that waits --------------------------------------------------------------------------
+
+
+async def test_a_waiting_body_resumes_each_iteration_with_assignments_replayed() -> None:
+    count = {"key": "count", "type": "variable", "config": {"value": 0}}
+    bump = {
+        "key": "bump",
+        "type": "variable",
+        "config": {"target": "count", "value": "{{$scopes.L.sequence}}"},
+    }
+    pause = {"key": "d", "type": "delay", "config": {"duration": 1}}
+    compiled = compile_nodes([count, loop(3, [bump, pause]), seen("after", "x")], sync=False)
+    run = await run_workflow(compiled)
+    for iteration in (1, 2, 3):
+        assert run.status == Status.STARTED
+        assert run.interpreter.scope["$jobsMapByNodeKey"]["count"] == iteration
+        run = await resume(compiled, run, "d")
+    assert run.status == Status.RESOLVED
+    assert run.job("L").result == {"looped": 3, "done": 3}
+    assert [j.nodeKey for j in run.jobs].count("count") == 4  # declared, then one per iteration

@@ -121,6 +121,7 @@ def compile_test_node(
     compiled = _compile_node(node, "node", (), facts, by_key, errors)
     if errors or compiled is None:
         raise DefinitionError(errors or ["the node could not be compiled"])
+    compiled.retry = None  # a test runs the config once; retryOnFail is checked, not used
     return CompiledWorkflow(
         id=None,
         key=None,

@@ -24,11 +24,13 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
+from engine.definition import DefinitionError
 from engine.effects import Effects
 from engine.interpreter import Interpreter
 from engine.records import Execution
 from engine.settings import Settings
 from engine.status import PENDING, Status
+from engine.validation import compile_test_node
 from tests.engine.node_runs import compile_nodes, definition_error, run_nodes
 
 PG_URL = os.environ.get("RAYHOOK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -463,3 +465,12 @@ def test_retry_on_fail_forms_that_are_accepted(retry: Any) -> None:
     ).nodes
     expected = None if retry in (None, False) else 3 if retry in (True, {}) else 1
     assert (node.retry.max_tries if node.retry else None) == expected
+
+
+def test_a_node_test_runs_the_config_once_but_checks_retry_on_fail() -> None:
+    # flow_nodes:test runs one node's config once, as NocoBase's node test does.
+    config = {"url": "https://example.com", "retryOnFail": {"maxTries": 5}}
+    (node,) = compile_test_node("request", config, []).nodes
+    assert node.retry is None
+    with pytest.raises(DefinitionError, match=r"config\.retryOnFail\.maxTries"):
+        compile_test_node("request", {**config, "retryOnFail": {"maxTries": 50}}, [])

@@ -48,6 +48,10 @@ class MetricsBuffer:
         if _restarted_by_ray():
             self._count(self.keys.metrics("actor_restarts"), actor)
 
+    def count(self, name: str, field: str, n: int = 1) -> None:
+        """Add `n` to counter `field` of the figures called `name`."""
+        self._count(self.keys.metrics(name), field, n)
+
     def _count(self, name: str, field: str, n: int = 1) -> None:
         self._counts.setdefault(name, Counter())[field] += n
         self._schedule()

@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     execs.add_argument("--page-size", type=int, default=20)
     _server_args(execs)
 
+    supervisors = commands.add_parser(
+        "supervisors", help="the workflow supervisors awake, with their backlog"
+    )
+    _server_args(supervisors)
+
     replay = commands.add_parser(
         "replay", help="run an execution's context again (current version)"
     )
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": _bench,
         "replay": _replay,
         "migrate": _migrate,
+        "supervisors": _supervisors,
     }
     try:
         return handler[args.command](args)
@@ -222,6 +228,21 @@ def _executions(args: argparse.Namespace) -> int:
         if e.get("reason"):
             status += f" ({e['reason']})"
         print(f"{e['id']:<34}{e['workflowId']:>8}  {status:<14}{e['createdAt']}")
+    return 0
+
+
+def _supervisors(args: argparse.Namespace) -> int:
+    client = AdminClient.from_args(args)
+    payload = client.call("GET", "supervisors:list")
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"{'SUPERVISOR':<28}{'RUNNING':>8}{'BACKLOG':>9}{'FINISHED':>10}{'IDLE S':>8}  EXECUTORS")
+    for row in payload["data"]:
+        print(
+            f"{row['name']:<28}{row['inflight']:>8}{row['backlog']:>9}{row['finished']:>10}"
+            f"{row['idleSeconds']:>8}  {','.join(row['executors'])}"
+        )
     return 0
 
 

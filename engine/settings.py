@@ -50,6 +50,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     maxmemory above which async webhooks are refused with 503), max_backlog
     [RAYHOOK_MAX_BACKLOG] (inbox entries per workflow above which its async
     webhooks are refused with 503).
+
+    Consumption (the executors read the inboxes): supervisor_linger
+    [RAYHOOK_SUPERVISOR_LINGER] (a workflow's supervisor retires after this long
+    with nothing running), stale_ms [RAYHOOK_STALE_AFTER] (an inbox entry idle
+    this long has no live consumer and is taken over), poison_deliveries
+    [RAYHOOK_POISON_DELIVERIES] (an entry delivered more often than this without
+    being settled crashed its executor each time: it is quarantined).
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -77,6 +84,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_maxmemory: str = "1gb"
     redis_high_watermark: float = 0.8
     max_backlog: int = 1_000_000
+    supervisor_linger: float = 60.0
+    stale_ms: int = 30_000
+    poison_deliveries: int = 3
 
     @property
     def history_database(self) -> str:
@@ -124,6 +134,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 e.get("RAYHOOK_REDIS_HIGH_WATERMARK"), d.redis_high_watermark
             ),
             max_backlog=max(1, int(e.get("RAYHOOK_MAX_BACKLOG") or d.max_backlog)),
+            supervisor_linger=parse_duration(e.get("RAYHOOK_SUPERVISOR_LINGER") or "60s"),
+            stale_ms=int(1000 * parse_duration(e.get("RAYHOOK_STALE_AFTER") or "30s")),
+            poison_deliveries=max(1, int(e.get("RAYHOOK_POISON_DELIVERIES") or 3)),
         )
 
 

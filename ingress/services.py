@@ -57,7 +57,6 @@ class Services:
             await load_scripts(self.redis)
             await self.routes.refresh_all()
             await self.router.ensure_history_writer()
-            await self.router.ensure_supervisors((await self.workflows.enabled_ids()).keys())
         except Exception as exc:  # Redis down at boot: serve 503s until it is back
             log.warning("startup could not reach redis: %s", exc)
         self.routes.start()

@@ -57,8 +57,12 @@ VERSION_ENABLE = Script.load("version_enable")
 VERSION_DISABLE = Script.load("version_disable")
 TIMERS_FIRE = Script.load("timers_fire")
 HISTORY_MOVED = Script.load("history_moved")
+INBOX_PUSH = Script.load("inbox_push")
+DRAIN_DONE = Script.load("drain_done")
 ALL_SCRIPTS = (
     INBOX_ADD,
+    INBOX_PUSH,
+    DRAIN_DONE,
     EXECUTION_SAVE,
     VERSION_ENABLE,
     VERSION_DISABLE,

@@ -133,6 +133,8 @@ class ExecutionLog:
             k.inbox(resume_caller[0] if resume_caller else execution.key),
             k.history,
             k.moving,
+            k.timers_due,
+            k.draining,
         ]
         args: list[Any] = [
             execution.id,
@@ -150,17 +152,27 @@ class ExecutionLog:
         for timer in timers:
             args += [int(timer.fire_at), timer.member, timer.event]
         args.append(resume_caller[1] if resume_caller else "")
+        args.append(resume_caller[0] if resume_caller else "")
+        args.append(execution.key)
         for job in jobs:
             args.append(job.id)
             args.append(encode(job))
         return keys, args
 
+    async def due_timers(self, now_ms: float, limit: int = 1000) -> list[str]:
+        """Workflow keys with a timer due by `now_ms`."""
+        keys = await self.client.zrangebyscore(
+            self.keys.timers_due, "-inf", int(now_ms), start=0, num=limit
+        )
+        return [k.decode() for k in keys]
+
     async def fire_timers(self, key: str, now_ms: float, limit: int = 100) -> int:
         """Move due timers of `key` into its inbox; how many fired."""
+        k = self.keys
         fired = await self.batcher.submit_script(
             TIMERS_FIRE,
-            [self.keys.timers(key), self.keys.timer_events(key), self.keys.inbox(key)],
-            [int(now_ms), limit],
+            [k.timers(key), k.timer_events(key), k.inbox(key), k.timers_due, k.draining],
+            [int(now_ms), limit, key],
         )
         return int(fired)
 

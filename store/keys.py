@@ -9,6 +9,9 @@
 {ns}:wf:executed:{id}        executions a version started (frozen once > 0)
 {ns}:wf:changed              pub/sub channel: a key whose versions changed
 {ns}:inbox:{key}             STREAM accepted async events of a workflow
+{ns}:draining                SET keys not enabled whose inbox is still read (resumes,
+                             events accepted before a disable)
+{ns}:timers:due              ZSET workflow key → when its earliest timer is due (ms)
 {ns}:exec:{id}               JSON of one execution
 {ns}:exec:{id}:jobs          HASH job id → JSON of one job
 {ns}:execs:status            HASH execution id → status ("null" while queued)
@@ -70,6 +73,14 @@ class Keys:
 
     def inbox(self, key: str) -> str:
         return f"{self.ns}:inbox:{key}"
+
+    @property
+    def draining(self) -> str:
+        return f"{self.ns}:draining"
+
+    @property
+    def timers_due(self) -> str:
+        return f"{self.ns}:timers:due"
 
     def timers(self, key: str) -> str:
         return f"{self.ns}:timers:{key}"

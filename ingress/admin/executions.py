@@ -186,9 +186,7 @@ class Destroy(AdminResource):
         reply(resp, {"count": count})
 
 
-async def queued_execution(
-    services: Services, execution_id: str
-) -> tuple[Execution, str] | None:
+async def queued_execution(services: Services, execution_id: str) -> tuple[Execution, str] | None:
     """An accepted async event whose execution has not started (status null),
     read from its workflow's inbox, with its entry id; None when it is not there."""
     entry = await services.inbox.find(execution_id)

@@ -137,9 +137,8 @@ class JobResume(AdminResource):
             createdAt=time.time() * 1000,
             resume=Resume(jobId=job.id, status=status, result=result),
         )
+        # A disabled workflow's inbox is read again until it has drained.
         await self.services.inbox.push(event)
-        # A disabled workflow's supervisor may be gone: the resume needs one.
-        await self.services.router.ensure_supervisors([key])
 
 
 class NodeTestResource(AdminResource):

@@ -52,8 +52,9 @@ class _Workflows(AdminResource):
             raise falcon.HTTPNotFound(description=f"workflow version {raw!r} not found") from None
 
     async def after_change(self, key: str, enabled: bool) -> None:
+        """The executors read the enabled workflows' inboxes (and a disabled
+        one's until it drained) by themselves: only the route cache changes."""
         self.services.routes.forget(key)
-        await self.services.router.sync_supervisor(key, enabled)
 
 
 class Create(_Workflows):

@@ -14,18 +14,20 @@
 -- KEYS[4] inbox stream (or any key when ARGV[7] is empty), KEYS[5] the version's
 -- run counter, KEYS[6] timers zset, KEYS[7] timer payloads hash, KEYS[8] the
 -- caller's inbox stream (any key when there is no caller to resume),
--- KEYS[9] history stream, KEYS[10] moving hash
+-- KEYS[9] history stream, KEYS[10] moving hash, KEYS[11] timers-due index,
+-- KEYS[12] draining set
 -- ARGV[1] execution id, ARGV[2] mode, ARGV[3] execution JSON, ARGV[4] new status
 -- ('null' while queued), ARGV[5] score (created ms), ARGV[6] index prefix of all
 -- executions, ARGV[7] inbox entry id or '', ARGV[8] consumer group,
 -- ARGV[9] index prefix of the workflow key, ARGV[10] '1' to count a run of the
 -- version, ARGV[11] T timers, then T × (fire-at ms, member, payload), then the
--- caller's resume payload or '', then job id, job JSON pairs. Index names follow
+-- caller's resume payload or '', the caller's workflow key (or ''), the
+-- execution's workflow key, then job id, job JSON pairs. Index names follow
 -- store/keys.py: <prefix> and <prefix>:s:<status>.
 local id, mode = ARGV[1], ARGV[2]
 local timers = tonumber(ARGV[11])
 local notify_at = 12 + 3 * timers
-local jobs_at = notify_at + 1
+local jobs_at = notify_at + 3
 local function ack()
   if ARGV[7] ~= '' then
     redis.call('XACK', KEYS[4], ARGV[8], ARGV[7])
@@ -81,9 +83,12 @@ for i = 0, timers - 1 do
   local at = 12 + 3 * i
   redis.call('ZADD', KEYS[6], ARGV[at], ARGV[at + 1])
   redis.call('HSET', KEYS[7], ARGV[at + 1], ARGV[at + 2])
+  -- the workflow's earliest timer, in the index the executors watch
+  redis.call('ZADD', KEYS[11], 'LT', ARGV[at], ARGV[notify_at + 2])
 end
 if ARGV[notify_at] ~= '' then
   redis.call('XADD', KEYS[8], '*', 'e', ARGV[notify_at])
+  redis.call('SADD', KEYS[12], ARGV[notify_at + 1])
 end
 if ARGV[10] == '1' then
   redis.call('INCR', KEYS[5])

@@ -7,7 +7,7 @@ once.
 - SIGTERM to gunicorn during slow sync requests: each gets its reply, and new
   connections are refused from the signal on;
 - SIGTERM to `rayhook up` with a backlog: it exits in a bounded time, the
-  supervisors stop consuming, the unread events stay in the inbox and run once
+  executors stop consuming, the unread events stay in the inbox and run once
   after a restart.
 
 The `rayhook up` scenarios use a private Redis with AOF (`REDIS_URL`), so that
@@ -364,7 +364,7 @@ def test_shutdown_with_a_backlog_keeps_the_unread_events(up_stack: Any) -> None:
     key = version["key"]
     outcome = Outcome()
     # One connection per request: an idle keep-alive connection would hold
-    # gunicorn's stop for its whole graceful_timeout, while the supervisor still
+    # gunicorn's stop for its whole graceful_timeout, while the executors still
     # consumes (it is drained only once gunicorn has stopped).
     with httpx.Client(timeout=30, headers={"Connection": "close"}) as http:
 
@@ -405,7 +405,7 @@ def test_shutdown_with_a_backlog_keeps_the_unread_events(up_stack: Any) -> None:
         f"{ready_after:.1f} s"
     )
     assert stopped_after < STOP_BOUND
-    # The supervisor stopped consuming: most events were left unread ...
+    # The executors stopped consuming: most events were left unread ...
     assert final_at_stop < 50 and backlog_at_stop > 0
     # ... and none was lost on the way: each is either final or still in the inbox.
     assert final_at_stop + backlog_at_stop == 50

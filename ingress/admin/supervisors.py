@@ -1,0 +1,28 @@
+"""`GET /api/supervisors:list`: the workflow supervisors awake in the execution
+actors (operators find them by name, `supervisor:<key>`), with each workflow's
+backlog: what runs, what waits, what ended since it woke. Executors that do
+not answer (restarting) are named in `meta.unavailable`."""
+
+from __future__ import annotations
+
+import falcon
+import falcon.asgi
+
+from ingress.admin.common import AdminResource, page_meta, reply
+from ingress.services import Services
+
+
+class SupervisorList(AdminResource):
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        rows, silent = await self.services.router.supervisors()
+        pipe = self.services.redis.pipeline(transaction=False)
+        for row in rows:
+            pipe.xlen(self.services.keys.inbox(str(row["key"])))
+        for row, backlog in zip(rows, await pipe.execute(), strict=True):
+            row["backlog"] = backlog
+        meta = {**page_meta(len(rows), 1, max(1, len(rows))), "unavailable": silent}
+        reply(resp, rows, meta=meta)
+
+
+def routes(services: Services) -> list[tuple[str, object]]:
+    return [("/api/supervisors:list", SupervisorList(services))]

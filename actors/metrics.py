@@ -41,9 +41,9 @@ class MetricsBuffer:
 
     def actor_started(self, actor: str) -> None:
         """Called from an actor's constructor. Ray runs the constructor again when
-        it restarts an actor that died; a start after a clean stop (a workflow
-        disabled then enabled, `rayhook up` stopped then started) is a first
-        start of a new actor, not a restart."""
+        it restarts an actor that died; a start after a clean stop (`rayhook up`
+        stopped then started, a deployment rolled out) is a first start of a
+        new actor, not a restart."""
         self._count(self.keys.metrics("actor_starts"), actor)
         if _restarted_by_ray():
             self._count(self.keys.metrics("actor_restarts"), actor)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import time
 
 import ray
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REDIS_URL
 from tests.e2e.conftest import Server
 from tests.e2e.workflows import async_echo, seed_example
 
@@ -77,45 +75,3 @@ def test_metrics_cover_requests_latency_lag_executions_durations_restarts(server
     assert value(samples, "rayhook_execution_duration_seconds_count", key=version["key"]) >= 5
     assert value(samples, "rayhook_job_duration_seconds_count", type="condition") >= 5
     assert "rayhook_inbox_pending" in samples
-
-
-def test_a_supervisor_started_again_after_a_clean_stop_is_no_restart(server: Server) -> None:
-    # Disabling a workflow stops its supervisor cleanly; enabling it starts a
-    # new one. Only Ray bringing back an actor that died is a restart.
-    version = server.create(async_echo())
-    actor = f"WorkflowSupervisor {version['key']}"
-    starts = redis.Redis.from_url(REDIS_URL)
-    field = f"{server.namespace}:metrics:actor_starts"
-    deadline = time.monotonic() + 60
-
-    def started() -> int:
-        return int(starts.hget(field, actor) or 0)
-
-    while started() < 1:  # the supervisor's first start is flushed (every ~2 s)
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    for enabled in (False, True):
-        reply = server.admin.post(
-            "/api/workflows:update",
-            params={"filterByTk": version["id"]},
-            json={"enabled": enabled},
-        )
-        assert reply.status_code == 200, reply.text
-        if not enabled:
-            while ray_actor_alive(server, f"supervisor:{version['key']}"):
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-    while started() < 2:  # the new supervisor's start is flushed
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    assert server.hook(version["key"], {"amount": 1}).status_code == 200
-    assert value(scrape(server), "rayhook_actor_restarts_total", actor=actor) == 0
-    starts.close()
-
-
-def ray_actor_alive(server: Server, name: str) -> bool:
-    try:
-        ray.get_actor(name, namespace=server.namespace)
-    except ValueError:
-        return False
-    return True

@@ -134,14 +134,16 @@ def _with_mapped(source: dict[str, Any], mappings: tuple[FieldMapping, ...]) -> 
     return out
 
 
-def compile_trigger(config: WebhookConfig) -> CompiledTrigger:
+def compile_trigger(config: WebhookConfig, *, sync: bool = False) -> CompiledTrigger:
+    """The trigger's checks and async reply, ready per request. A sync
+    workflow's `config.response` is ignored (its response node answers)."""
     auth = config.basicAuthentication
     credentials = None
     if auth and not isinstance(auth, bool):
         password = env_placeholder(auth.password) or auth.password.encode()
         credentials = BasicCredentials(auth.username.encode(), password)
     reply = DEFAULT_ASYNC_REPLY
-    if config.response is not None:
+    if config.response is not None and not sync:
         r = config.response
         reply = AsyncReply(
             r.statusCode,

@@ -82,10 +82,16 @@ def _standard_webhooks(
     sig: Signature, secrets: list[str], headers: Mapping[str, str], body: bytes, now: float
 ) -> bool:
     """`webhook-id`/`webhook-timestamp`/`webhook-signature` with `whsec_` secrets
-    (the `standardwebhooks` library; its tolerance is five minutes)."""
+    (the `standardwebhooks` library; its tolerance is five minutes). Svix, and
+    the providers built on it, name them `svix-*`: each `svix-` header is taken
+    before its `webhook-` twin, as the svix library does."""
+    names = ("id", "timestamp", "signature")
+    signed = {
+        f"webhook-{n}": headers.get(f"svix-{n}") or headers.get(f"webhook-{n}", "") for n in names
+    }
     for secret in secrets:
         try:
-            Webhook(secret).verify(body, dict(headers), json_parse=False)
+            Webhook(secret).verify(body, signed, json_parse=False)
             return True
         except Exception:  # the library raises several types; all mean "no"
             continue

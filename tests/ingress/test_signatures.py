@@ -175,3 +175,28 @@ def test_unset_secret_rejects_everything() -> None:
 def test_bad_signature_configs_are_definition_errors(fields: dict, message: str) -> None:
     problems = security_problems(WebhookConfig(signature=SignatureConfig(**fields)))
     assert problems and message in problems[0]
+
+
+def test_svix_header_names_accepted_as_the_svix_library_signs_them() -> None:
+    # Svix (and Clerk, Resend, ... built on it) sends svix-id/svix-timestamp/
+    # svix-signature; its own library's verifier accepts such a request.
+    from datetime import UTC, datetime
+
+    from svix.webhooks import Webhook as SvixWebhook
+
+    sig = signature(scheme="standard-webhooks", secret="{{$env.NEW}}")
+    env = {"NEW": STANDARD_SECRET}
+    sent = datetime.now(tz=UTC)
+    signed = SvixWebhook(STANDARD_SECRET).sign("msg_svix_1", sent, BODY.decode())
+    headers = {
+        "svix-id": "msg_svix_1",
+        "svix-timestamp": str(int(sent.timestamp())),
+        "svix-signature": signed,
+    }
+    SvixWebhook(STANDARD_SECRET).verify(BODY, headers)  # the provider's own check passes
+    assert verify(sig, headers, BODY, env)
+    assert not verify(sig, headers, BODY + b" ", env)
+    assert not verify(sig, {**headers, "svix-id": "msg_other"}, BODY, env)
+    assert not verify(
+        sig, {**headers, "svix-timestamp": str(int(sent.timestamp()) - 3600)}, BODY, env
+    )

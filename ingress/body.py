@@ -50,6 +50,8 @@ def body_type(content_type: str | None, accepted: frozenset[str]) -> str:
     """Which of the workflow's `bodyTypes` a body of this media type is; 415 when
     none. JSON is looked at first, so the default costs what it always did."""
     if is_json_media(content_type):
+        if JSON in accepted:
+            return JSON
         kind: str | None = JSON
     else:
         kind = _other_type(content_type)

@@ -72,12 +72,13 @@ class WebhookResource:
             kind = body_type(req.content_type, route.trigger.body_types)
             raw = await read_body(req, route.trigger.body_limit(self.settings.max_body_bytes))
         self._verify(req, route, raw)
-        body: Any = {}
-        if raw:
-            if kind == JSON:
-                body = decode_json(raw, self.settings.max_json_depth)
-            else:
-                body = decode_other(kind, raw)
+        body: Any
+        if not raw:
+            body = {}
+        elif kind == JSON:
+            body = decode_json(raw, self.settings.max_json_depth)
+        else:
+            body = decode_other(kind, raw)
         query = parse_query_string(req.query_string)
         if route.sync:
             reply = await self._run_sync(req, route, query, body, raw)

@@ -39,6 +39,7 @@ import yaml
 
 from deploy import processes
 from deploy.bench import client, wrk
+from deploy.bench.arrivals import Constant
 from deploy.bench.bodies import Bodies
 from deploy.bench.losscheck import ExecutionCounter
 from deploy.bench.result import Result
@@ -250,7 +251,7 @@ class Bench:
             client.open_loop(
                 client.Target.parse(url),
                 self.bodies,
-                rate=rate,
+                arrivals=Constant(rate),
                 duration=self.duration,
                 max_connections=256,
             )

@@ -438,10 +438,13 @@ class ExecutionActor:
             execution.finishedAt = now()
         # A final or durably waiting execution no longer needs its inbox entry.
         entry = event.entry if final or waits else None
-        delete = (
-            workflow is not None
-            and final
-            and execution.status in workflow.options.deleteExecutionOnStatus
+        # Not kept (options.keep, deleteExecutionOnStatus): forgotten in the same
+        # step that acks its entry and resumes its caller.
+        keep = (
+            workflow is None
+            or execution.status is None
+            or not final
+            or workflow.options.keeps(execution.status)
         )
         timers = [self._timer(execution, wait) for wait in waits or () if wait.fire_at is not None]
         caller = self._caller_resume(execution, event) if final else None
@@ -451,20 +454,15 @@ class ExecutionActor:
         jobs = journal.take()
         while True:
             try:
-                if delete:
-                    await self.log.delete(execution, entry=entry)
-                    if caller is not None:  # the caller still has to hear of the end
-                        await self.log.save(execution, jobs=(), resume_caller=caller)
-                        await self.log.delete(execution)
-                else:
-                    await self.log.save(
-                        execution,
-                        entry=entry,
-                        jobs=jobs,
-                        count_run=count_run,
-                        timers=timers,
-                        resume_caller=caller,
-                    )
+                await self.log.save(
+                    execution,
+                    entry=entry,
+                    jobs=jobs,
+                    count_run=count_run,
+                    timers=timers,
+                    resume_caller=caller,
+                    keep=keep,
+                )
                 break
             except (RedisError, OSError) as exc:
                 if time.monotonic() > deadline:
@@ -541,12 +539,10 @@ class ExecutionActor:
         caller, _ = await self._workflow(parent.workflowId, counted=True)
         if caller.sync and not version.sync:
             raise RuntimeError(f"a sync workflow can only call sync workflows; {key!r} is async")
-        child = TriggerEvent(
-            id=new_execution_id(),
+        child = TriggerEvent.start(
             key=version.key,
             workflowId=version.id,
             context=context if isinstance(context, dict) else {"value": context},
-            createdAt=time.time() * 1000,
             parent=Parent(
                 executionId=parent.id, jobId=job.id, key=parent.key, workflowId=parent.workflowId
             ),

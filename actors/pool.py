@@ -15,6 +15,7 @@ from ray.actor import ActorHandle
 from engine.settings import Settings
 
 MAX_CONCURRENCY = 4096
+HISTORY_WRITER = "history-writer"
 
 
 def supervisor_name(key: str) -> str:
@@ -78,6 +79,24 @@ def supervisor(settings: Settings, key: str) -> ActorHandle:
         resources=placement(settings),
         scheduling_strategy="SPREAD",
     ).remote(settings, key)
+    return cast(ActorHandle, handle)
+
+
+def history_writer(settings: Settings) -> ActorHandle:
+    """The deployment's one HistoryWriter (created by whoever asks first)."""
+    from actors.history_writer import RemoteHistoryWriter
+
+    handle = RemoteHistoryWriter.options(
+        name=HISTORY_WRITER,
+        namespace=settings.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        max_task_retries=0,
+        max_concurrency=16,
+        num_cpus=0,
+        resources=placement(settings),
+    ).remote(settings)
     return cast(ActorHandle, handle)
 
 

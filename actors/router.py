@@ -166,6 +166,11 @@ class Router:
                     # It was exiting after a disable; its name frees up shortly.
                     await asyncio.sleep(0.1 * (attempt + 1))
 
+    async def ensure_history_writer(self) -> None:
+        """Make sure the deployment's HistoryWriter runs (idempotent)."""
+        handle = await asyncio.to_thread(pool.history_writer, self.settings)
+        await handle.stats.remote()
+
     async def stop_supervisor(self, key: str) -> None:
         """Ask a disabled workflow's supervisor to drain its inbox and exit."""
         handle = await asyncio.to_thread(pool.existing_supervisor, self.settings, key)

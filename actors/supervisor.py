@@ -263,13 +263,13 @@ class WorkflowSupervisor:
             await self._retry_later(failed)
 
     async def _unfinished(self, batch: list[Entry]) -> list[Entry]:
-        """The entries of `batch` whose execution is not final; the others are acked."""
-        statuses = await self.log.statuses([e.execution_id for e in batch if e.execution_id])
-        done = [e.id for e, s in zip(batch, statuses, strict=True) if is_final(s)]
-        if done:
-            await self.inbox.ack(self.key, done)
-            self.finished += len(done)
-        return [e for e, s in zip(batch, statuses, strict=True) if not is_final(s)]
+        """The entries of `batch` not yet settled. An entry leaves the stream in
+        the step that makes its execution final (or durably waiting), so the
+        stream, not the status, says so: a final execution's status leaves
+        Redis once the history writer has moved it."""
+        present = await self.inbox.present(self.key, [e.id for e in batch])
+        self.finished += len(batch) - len(present)
+        return [e for e in batch if e.id in present]
 
     async def _retry_later(self, entries: list[Entry]) -> None:
         """Entries whose execution could not be finished (the store was away):

@@ -25,6 +25,9 @@ from pathlib import Path
 import httpx
 
 from deploy import processes
+from engine.settings import Settings
+from store import migrate
+from store.history import redacted_url
 
 RAY_GCS_PORT = 6380  # not 6379: that is Redis's
 REDIS_PORT = 16379
@@ -77,6 +80,7 @@ class LocalStack:
             env["REDIS_URL"] = self._start_redis()
         if not env.get("RAY_ADDRESS"):
             env["RAY_ADDRESS"] = self._start_ray(timeout)
+        self._migrate()
         self._start_gunicorn(timeout)
 
     def _secret(self, name: str) -> str:
@@ -85,6 +89,15 @@ class LocalStack:
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    def _migrate(self) -> None:
+        """The history's schema is current before anything reads it (a bad
+        RAYHOOK_HISTORY_URL fails the start here, with the database's words)."""
+        url = Settings.from_env(self.env).history_database
+        try:
+            migrate.upgrade(url)
+        except Exception as exc:
+            raise RuntimeError(f"history store {redacted_url(url)}: {exc}") from exc
 
     def _start_redis(self) -> str:
         server = shutil.which("redis-server")
@@ -108,6 +121,13 @@ class LocalStack:
                 "yes",
                 "--appendfsync",
                 "always",
+                # Bounded: past the high watermark the ingress refuses async
+                # webhooks (503); noeviction keeps Redis from dropping accepted
+                # work to make room (SPEC §9).
+                "--maxmemory",
+                Settings.from_env(self.env).redis_maxmemory,
+                "--maxmemory-policy",
+                "noeviction",
                 "--save",
                 "",
                 "--protected-mode",

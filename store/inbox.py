@@ -42,6 +42,14 @@ class Duplicate(Exception):
         self.execution_id = execution_id
 
 
+class BacklogFull(Exception):
+    """The workflow's backlog reached its cap: nothing more is accepted for now."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__(backlog)
+        self.backlog = backlog
+
+
 class StaleRoute(Exception):
     """Another version is enabled now; `version_id` is the one to route to."""
 
@@ -75,12 +83,19 @@ class Inbox:
         self.keys = keys
         self.batcher = batcher
 
-    async def add(self, event: TriggerEvent, dedupe: tuple[str, int] | None = None) -> str:
+    async def add(
+        self,
+        event: TriggerEvent,
+        dedupe: tuple[str, int] | None = None,
+        *,
+        max_backlog: int = 2**62,
+    ) -> str:
         """Store an event durably (group-committed); its entry id.
 
         With `dedupe` (digest of the event id, window in seconds) a repeated
         delivery raises `Duplicate` instead. Raises `NotEnabled` / `StaleRoute`
-        when the routed version is not the enabled one, and redis errors when the
+        when the routed version is not the enabled one, `BacklogFull` when the
+        workflow's backlog reached `max_backlog`, and redis errors when the
         store is unavailable."""
         digest, window = dedupe or ("", 0)
         status, value = await self.batcher.submit_script(
@@ -92,10 +107,13 @@ class Inbox:
                 _encode(event),
                 str(window) if dedupe else "",
                 event.id,
+                max_backlog,
             ],
         )
         if status == 1:
             return value.decode()
+        if status == 3:
+            raise BacklogFull(int(value))
         if status == 0:
             raise NotEnabled(event.key)
         if status == 2:
@@ -192,6 +210,17 @@ class Inbox:
                     break
                 start = "(" + items[-1][0].decode()
         return None
+
+    async def present(self, key: str, entry_ids: list[str]) -> set[str]:
+        """Which of these entries are still in the stream, i.e. not settled (an
+        entry goes in the same step as its execution's final write)."""
+        if not entry_ids:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.xrange(self.keys.inbox(key), entry_id, entry_id)
+        replies = await pipe.execute()
+        return {e for e, reply in zip(entry_ids, replies, strict=True) if reply}
 
     async def backlog(self, key: str) -> int:
         """Entries not yet final: unread plus pending (the stream keeps no others)."""

@@ -16,6 +16,15 @@
 {ns}:execs:s:{status}        ZSET executions by status
 {ns}:execs:k:{key}           ZSET executions of a workflow key
 {ns}:execs:k:{key}:s:{status}  ZSET executions of a key by status
+{ns}:execs:moving            HASH execution id → its history stream entry (final,
+                             not yet committed to the SQL history)
+{ns}:history                 STREAM final executions with their jobs, on their way
+                             to the SQL history; consumer group `writers`
+{ns}:history:unreadable      STREAM history entries that could not be decoded (kept
+                             for a person to look at; never expected)
+
+The status hash and the indexes hold hot executions only: running, waiting, and
+final ones until the history writer has moved them (SPEC §9).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 INBOX_GROUP = "supervisors"
+HISTORY_GROUP = "writers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,18 @@ class Keys:
         if status == "any":
             return base
         return f"{base}:s:{'null' if status is None else status}"
+
+    @property
+    def history(self) -> str:
+        return f"{self.ns}:history"
+
+    @property
+    def history_unreadable(self) -> str:
+        return f"{self.ns}:history:unreadable"
+
+    @property
+    def moving(self) -> str:
+        return f"{self.ns}:execs:moving"
 
     def pattern(self) -> str:
         """Matches every key of this namespace (tests and `destroy` cleanup)."""

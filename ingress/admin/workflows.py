@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import falcon
@@ -18,7 +17,7 @@ from engine.definition import (
     WorkflowDefinition,
     WorkflowVersion,
 )
-from engine.records import TriggerEvent, new_execution_id
+from engine.records import TriggerEvent
 from engine.trigger import over_server_limit
 from ingress.admin.common import (
     AdminResource,
@@ -168,13 +167,8 @@ class Execute(_Workflows):
         values: Any = raw.get("values", {}) if isinstance(raw, dict) else None
         if not isinstance(values, dict):
             raise falcon.HTTPBadRequest(description='send {"values": {...trigger context...}}')
-        event = TriggerEvent(
-            id=new_execution_id(),
-            key=version.key,
-            workflowId=version.id,
-            context=values,
-            createdAt=time.time() * 1000,
-            manually=True,
+        event = TriggerEvent.start(
+            key=version.key, workflowId=version.id, context=values, manually=True
         )
         try:
             execution = await self.services.router.run_manual(event)

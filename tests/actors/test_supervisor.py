@@ -49,10 +49,7 @@ async def assert_each_final_once(store: Store, key: str, events: list[TriggerEve
     assert await store.count_by_status(key, RESOLVED) == len(events)
     assert await store.count_all(key) == len(events)
     assert await store.status_index_total(key) == len(events), "an execution in two indexes"
-    pipe = store.client.pipeline(transaction=False)
-    for event in events:
-        pipe.hlen(store.keys.jobs(event.id))
-    job_counts = await pipe.execute()
+    job_counts = [await store.job_count(event.id) for event in events]
     assert set(job_counts) == {HEAVY_NODES}, "an execution with missing or extra jobs"
     await eventually(lambda: _inbox_state(store, key), lambda s: s == (0, 0), what="an empty inbox")
 

@@ -30,6 +30,7 @@ def run_with_fault(stack: Stack, fault: str, inject) -> Verdict:  # type: ignore
         load.outcome,
         fault=fault,
         fault_at=fault_at,
+        history_url=stack.server.history_url,
     )
     assert verdict.accepted > 100, verdict
     assert verdict.lost == 0, verdict

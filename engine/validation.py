@@ -27,7 +27,7 @@ from engine.retry_on_fail import compile_retry
 from engine.scope import ROOTS, SYSTEM
 from engine.status import Status
 from engine.templates import Placeholder, TemplateError, compile_template
-from engine.trigger import CompiledTrigger, compile_trigger, security_problems
+from engine.trigger import CompiledTrigger, body_problems, compile_trigger, security_problems
 
 _STATUSES = frozenset(int(s) for s in Status)
 
@@ -311,6 +311,7 @@ def _check_trigger(src: _Source) -> Iterator[str]:
                 problem = check_placeholder(ph, {}, set(), ("$context", "$system", "$env"))
                 if problem:
                     yield f"config.response: {problem} (no node has run before the async reply)"
+    yield from body_problems(config)
     yield from security_problems(config)
     options = src.options
     if options.timeout < 0:

@@ -51,6 +51,7 @@ from store.connection import connect, load_scripts
 from store.executions import ExecutionLog, Timer
 from store.inbox import Entry, Inbox
 from store.keys import Keys
+from store.sync_calls import SyncCalls, SyncRequest
 from store.workflows import NotFound, WorkflowStore
 
 log = logging.getLogger("rayhook.executor")
@@ -67,8 +68,6 @@ SYNC_WRITE_PATIENCE = 5.0
 _CACHE_SIZE = 512
 #: A node test (`flow_nodes:test`) is cut after this long.
 NODE_TEST_SECONDS = 60.0
-#: How long a sync reply left for `reply_of` is kept if nobody fetches it.
-REPLY_KEEP_SECONDS = 300.0
 #: Finished executions remembered, to ack a redelivered entry without a rerun.
 _FINISHED_MEMORY = 20_000
 
@@ -128,11 +127,14 @@ class ExecutionActor:
         self._interpreting: dict[str, asyncio.Future[int]] = {}
         self._canceled: set[str] = set()
         self._finished: OrderedDict[str, Execution] = OrderedDict()
-        self._replies: dict[str, asyncio.Task[bytes]] = {}
         self.consumer = InboxConsumer(executor_name(index), settings, self.inbox, self.log, self)
         loop = asyncio.get_running_loop()
+        self.calls = SyncCalls(self.redis, keys)
+        self._listening = asyncio.Event()
+        self._answering: set[asyncio.Task[None]] = set()
         self._started = loop.create_task(load_scripts(self.redis))
         self._consuming = loop.create_task(self._consume())
+        self._serving = loop.create_task(self._serve_sync_calls())
         heap.freeze()
 
     async def _consume(self) -> None:
@@ -140,7 +142,9 @@ class ExecutionActor:
         await self.consumer.run()
 
     async def ready(self) -> int:
+        """Ready: scripts loaded and listening for sync calls."""
         await self._started
+        await self._listening.wait()
         return self.index
 
     async def drain(self, timeout: float) -> int:
@@ -197,40 +201,28 @@ class ExecutionActor:
         """Run a sync webhook's execution; the msgpack-encoded `Reply`."""
         return await self._sync_reply(_decode_event(payload))
 
-    async def run_sync_batch(self, payloads: list[bytes], wait: float) -> list[bytes | None]:
-        """Run several sync executions (a gunicorn worker's micro-batch): the
-        replies of those done within `wait` seconds, None for the others, whose
-        replies `reply_of` delivers when they end. A slow workflow thus never
-        holds up the fast replies batched with it."""
-        tasks = []
-        for payload in payloads:
-            event = _decode_event(payload)
-            task = asyncio.get_running_loop().create_task(self._sync_reply(event))
-            tasks.append((event.id, task))
-        await asyncio.wait([t for _, t in tasks], timeout=wait)
-        out: list[bytes | None] = []
-        for execution_id, task in tasks:
-            if task.done():
-                out.append(task.result())
-            else:
-                self._replies[execution_id] = task
-                task.add_done_callback(functools.partial(self._expire_reply, execution_id))
-                out.append(None)
-        return out
+    async def _serve_sync_calls(self) -> None:
+        """Answer the sync calls published to this executor (`store.sync_calls`),
+        each as soon as its execution ends. The start is announced first: the
+        ingress fails the calls a previous process of this executor took with it."""
+        await self._started
+        await self.calls.announce_start(self.index)
+        async for request in self.calls.requests(self.index, self._listening):
+            task = asyncio.get_running_loop().create_task(self._answer(request))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
 
-    async def reply_of(self, execution_id: str) -> bytes:
-        """The reply of a sync execution `run_sync_batch` left running."""
-        task = self._replies.pop(execution_id, None)
-        if task is None:
-            reply = Reply(status=503, message="the reply was lost; retry", executionId=execution_id)
-            return _encode(reply)
-        return await task
-
-    def _expire_reply(self, execution_id: str, _task: object) -> None:
-        # A reply nobody fetched (its ingress worker died) is dropped after a while.
-        asyncio.get_running_loop().call_later(
-            REPLY_KEEP_SECONDS, self._replies.pop, execution_id, None
-        )
+    async def _answer(self, request: SyncRequest) -> None:
+        event = _decode_event(request.event)
+        reply = await self._sync_reply(event)
+        for attempt in range(3):
+            try:
+                await self.calls.answer(request.reply_to, event.id, reply)
+                return
+            except (RedisError, OSError) as exc:  # the caller answers 503 after its wait
+                if attempt == 2:
+                    log.warning("sync reply of %s could not be sent: %s", event.id, exc)
+                await asyncio.sleep(0.2)
 
     async def _sync_reply(self, event: TriggerEvent) -> bytes:
         try:

@@ -1,10 +1,12 @@
-"""The ingress's way into the Ray layer: run sync executions on the pool, and
-keep one supervisor per enabled workflow (create on enable, stop on disable)."""
+"""The ingress's way to the execution actors: sync calls over Redis pub/sub
+(`store.sync_calls`), and Ray calls for what is rare (manual runs, node tests,
+cancels, the supervisors' figures), and the actors' creation."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import msgspec
@@ -14,6 +16,7 @@ from ray.actor import ActorHandle
 from actors import pool
 from engine.records import Execution, Reply, TriggerEvent, new_execution_id
 from engine.settings import Settings
+from store.sync_calls import LOST, SyncCalls, SyncReply
 
 log = logging.getLogger("rayhook.router")
 
@@ -22,12 +25,6 @@ _decode_reply = msgspec.msgpack.Decoder(Reply).decode
 _decode_execution = msgspec.json.Decoder(Execution).decode
 
 
-#: How long an executor waits for a micro-batch's executions before answering
-#: with the ones done (the rest follow one by one through `reply_of`).
-BATCH_WAIT = 0.005
-#: Micro-batches in flight per executor from one worker.
-BATCHES_IN_FLIGHT = 2
-
 _RAY_UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
 
@@ -35,81 +32,75 @@ class Unavailable(Exception):
     """The Ray layer cannot take the work now (actor restarting, cluster gone)."""
 
 
-class SyncBatcher:
-    """Sync requests bound for one executor, sent as one Ray call per batch.
+class SyncCaller:
+    """This process's sync calls to the execution actors (`store.sync_calls`):
+    a request published on the executor's channel, the reply awaited on this
+    process's own channel. A call fails at once (`Unavailable`) when no executor
+    listens, when its executor restarts, or when this process's subscription was
+    lost meanwhile."""
 
-    One Ray call per request caps a worker at ~1.6k/s on 2 cores; batching the
-    requests that arrive together amortises the call. Replies still come back
-    per request: the executor answers with those done within BATCH_WAIT and the
-    others are fetched one by one, so a slow workflow delays only itself."""
+    def __init__(self, calls: SyncCalls, executors: int) -> None:
+        self.calls = calls
+        self.executors = executors
+        self.reply_to = calls.keys.sync_replies(uuid.uuid4().hex)
+        self._waiting: dict[str, tuple[int, asyncio.Future[bytes]]] = {}
+        self._subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    def __init__(self, handle: ActorHandle) -> None:
-        self.handle = handle
-        self._pending: list[tuple[str, bytes, asyncio.Future[bytes]]] = []
-        self._in_flight = 0
-
-    def submit(self, execution_id: str, payload: bytes) -> asyncio.Future[bytes]:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((execution_id, payload, future))
-        if self._in_flight < BATCHES_IN_FLIGHT:
-            self._in_flight += 1
-            asyncio.get_running_loop().create_task(self._send())
-        return future
-
-    async def _send(self) -> None:
+    async def start(self) -> None:
+        """Listen for replies (calls answer 503 until the subscription holds)."""
+        self._task = asyncio.get_running_loop().create_task(self._listen())
         try:
-            await asyncio.sleep(0)  # let this loop turn's other requests join
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._call(batch)
+            await asyncio.wait_for(self._subscribed.wait(), 5)
+        except TimeoutError:
+            log.warning("not subscribed for sync replies yet (Redis away?)")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def call(self, execution_id: str, payload: bytes) -> bytes:
+        """The msgpack `Reply` of the sync execution `payload` starts."""
+        if self._task is None:
+            await self.start()
+        if not self._subscribed.is_set():
+            raise Unavailable("not listening for sync replies (Redis away?)")
+        index = pool.executor_index(execution_id, self.executors)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting[execution_id] = (index, future)
+        try:
+            if not await self.calls.call(index, self.reply_to, payload):
+                raise Unavailable(f"execution actor {index} is not listening (restarting?)")
+            return await future
         finally:
-            self._in_flight -= 1
+            self._waiting.pop(execution_id, None)
 
-    async def _call(self, batch: list[tuple[str, bytes, asyncio.Future[bytes]]]) -> None:
-        try:
-            replies = await self.handle.run_sync_batch.remote(
-                [payload for _, payload, _ in batch], BATCH_WAIT
-            )
-        except _RAY_UNAVAILABLE as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(Unavailable(str(exc)))
-            return
-        for (execution_id, _, future), reply in zip(batch, replies, strict=True):
-            if reply is not None:
-                if not future.done():
-                    future.set_result(reply)
-            else:
-                asyncio.get_running_loop().create_task(self._follow(execution_id, future))
-
-    async def _follow(self, execution_id: str, future: asyncio.Future[bytes]) -> None:
-        try:
-            reply = await self.handle.reply_of.remote(execution_id)
-        except _RAY_UNAVAILABLE as exc:
-            if not future.done():
-                future.set_exception(Unavailable(str(exc)))
-            return
-        if not future.done():
-            future.set_result(reply)
+    async def _listen(self) -> None:
+        async for item in self.calls.replies(self.reply_to, self._subscribed):
+            if isinstance(item, SyncReply):
+                found = self._waiting.get(item.execution_id)
+                if found is not None and not found[1].done():
+                    found[1].set_result(item.reply)
+                continue
+            lost = "replies were lost" if item == LOST else f"execution actor {item} restarted"
+            for index, future in list(self._waiting.values()):
+                if (item == LOST or index == item) and not future.done():
+                    future.set_exception(Unavailable(lost))
 
 
 class Router:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, calls: SyncCalls) -> None:
         self.settings = settings
         self._executors: list[ActorHandle] = []
-        self._batchers: list[SyncBatcher] = []
+        self.sync = SyncCaller(calls, settings.executors)
 
     def connect(self) -> None:
         """Resolve (or create) the executor pool; blocking, call at startup."""
         self._executors = pool.executors(self.settings)
-        self._batchers = [SyncBatcher(handle) for handle in self._executors]
 
     async def run_sync(self, event: TriggerEvent) -> Reply:
-        if not self._batchers:
-            self.connect()
-        index = pool.executor_index(event.id, len(self._batchers))
-        payload = await self._batchers[index].submit(event.id, _encode(event))
-        return _decode_reply(payload)
+        return _decode_reply(await self.sync.call(event.id, _encode(event)))
 
     async def run_manual(self, event: TriggerEvent) -> Execution:
         actor = self._executor_for(event.id)

@@ -22,6 +22,7 @@ from store.history import HistoryStore
 from store.history_queue import HistoryQueue
 from store.inbox import Inbox
 from store.keys import Keys
+from store.sync_calls import SyncCalls
 from store.workflows import WorkflowStore
 
 log = logging.getLogger("rayhook.ingress")
@@ -42,7 +43,7 @@ class Services:
         self.search = ExecutionSearch(self.executions, self.history, self.history_queue)
         self.routes = RouteTable(self.redis, self.keys, self.workflows)
         self.memory = RedisMemory(self.redis, settings.redis_high_watermark)
-        self.router = Router(settings)
+        self.router = Router(settings, SyncCalls(self.redis, self.keys))
 
     async def start(self) -> None:
         if not ray.is_initialized():
@@ -54,6 +55,10 @@ class Services:
             )
         await asyncio.to_thread(self.router.connect)
         try:
+            await self.router.sync.start()
+        except Exception as exc:  # Redis down at boot: sync calls answer 503 until it is back
+            log.warning("startup could not subscribe for sync replies: %s", exc)
+        try:
             await load_scripts(self.redis)
             await self.routes.refresh_all()
             await self.router.ensure_history_writer()
@@ -63,6 +68,7 @@ class Services:
         self.memory.start()
 
     async def stop(self) -> None:
+        await self.router.sync.stop()
         await self.memory.stop()
         await self.routes.stop()
         await self.batcher.drain()

@@ -58,6 +58,8 @@ _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(Reply).decode
 #: Extra wait beyond `options.timeout` before the ingress gives up on the executor.
 SYNC_GRACE_SECONDS = 10.0
+#: How long a sync call without `options.timeout` waits for its reply before a 503.
+SYNC_CEILING_SECONDS = 300.0
 #: What every server sends in a header: a token name; a value of visible ASCII,
 #: space and Latin-1 (HTTP allows a tab too, but some validators refuse it).
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -216,12 +218,15 @@ class WebhookResource:
         )
 
     async def _call(self, req: falcon.asgi.Request, route: Route, event: TriggerEvent) -> Reply:
-        limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else None
+        timed = route.timeout_ms > 0
+        limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if timed else SYNC_CEILING_SECONDS
         try:
             return await asyncio.wait_for(
                 _encodable(event, partial(self.services.router.run_sync, event)), limit
             )
         except TimeoutError:
+            if not timed:  # no reply at all: the reply (or its executor) was lost
+                refuse(req, executors_unavailable())
             return Reply(
                 status=408,
                 message=f"the workflow did not finish within {route.timeout_ms} ms",

@@ -12,6 +12,9 @@
 {ns}:draining                SET keys not enabled whose inbox is still read (resumes,
                              events accepted before a disable)
 {ns}:timers:due              ZSET workflow key → when its earliest timer is due (ms)
+{ns}:sync:{i}                pub/sub channel: sync calls to execution actor i
+{ns}:replies:{process}       pub/sub channel: the replies to one ingress process
+{ns}:executors:started       pub/sub channel: an execution actor (re)started
 {ns}:exec:{id}               JSON of one execution
 {ns}:exec:{id}:jobs          HASH job id → JSON of one job
 {ns}:execs:status            HASH execution id → status ("null" while queued)
@@ -73,6 +76,16 @@ class Keys:
 
     def inbox(self, key: str) -> str:
         return f"{self.ns}:inbox:{key}"
+
+    def sync_calls(self, executor: int) -> str:
+        return f"{self.ns}:sync:{executor}"
+
+    @property
+    def executor_starts(self) -> str:
+        return f"{self.ns}:executors:started"
+
+    def sync_replies(self, process: str) -> str:
+        return f"{self.ns}:replies:{process}"
 
     @property
     def draining(self) -> str:

@@ -38,6 +38,7 @@ from engine.records import (
     Reply,
     Resume,
     TriggerEvent,
+    execution_of,
     new_execution_id,
     now,
 )
@@ -165,17 +166,7 @@ class ExecutionActor:
         if event is None:  # unreadable: the consumer drops those itself
             return
         waiting = await self.log.get(event.id) if event.resume is not None else None
-        execution = waiting or Execution(
-            id=event.id,
-            key=event.key,
-            workflowId=event.workflowId,
-            context=event.context,
-            manually=event.manually,
-            replayOf=event.replayOf,
-            parentExecutionId=event.parent.executionId if event.parent else None,
-            stack=event.stack,
-            createdAt=_from_ms(event.createdAt),
-        )
+        execution = waiting or execution_of(event)
         if is_final(execution.status):
             await self.inbox.ack(event.key, [entry.id])
             return
@@ -265,7 +256,7 @@ class ExecutionActor:
         self, event: TriggerEvent, status: object
     ) -> Coroutine[Any, Any, tuple[Execution, Reply | None]]:
         if is_final(status):
-            return self._acknowledge(event, status)
+            return self._settled(event, status=status)
         if status == Status.STARTED and event.resume is None and event.retry is None:
             return self._unless_waiting(event)
         return self._execute(event)
@@ -275,20 +266,8 @@ class ExecutionActor:
         (a delay, a person, a child) is settled, only a crashed run runs again."""
         execution = await self.log.get(event.id)
         if execution is not None and (execution.waiting or execution.retryAt is not None):
-            return await self._acknowledge(event, Status.STARTED)
+            return await self._settled(event, status=Status.STARTED)
         return await self._execute(event)
-
-    async def _acknowledge(self, event: TriggerEvent, status: object) -> tuple[Execution, None]:
-        if event.entry is not None:
-            await self.inbox.ack(event.key, [event.entry])
-        stub = Execution(
-            id=event.id,
-            key=event.key,
-            workflowId=event.workflowId,
-            status=status if isinstance(status, int) else None,
-            createdAt=_from_ms(event.createdAt),
-        )
-        return stub, None
 
     async def cancel(self, execution_id: str) -> bool:
         """Abort a running execution (reason `manual_cancel`); False if it is not
@@ -366,19 +345,7 @@ class ExecutionActor:
             return await self._resume(event)
         if event.retry is not None:
             return await self._retry(event)
-        execution = Execution(
-            id=event.id,
-            key=event.key,
-            workflowId=event.workflowId,
-            status=Status.STARTED,
-            context=event.context,
-            manually=event.manually,
-            replayOf=event.replayOf,
-            parentExecutionId=event.parent.executionId if event.parent else None,
-            stack=event.stack,
-            createdAt=_from_ms(event.createdAt),
-            startedAt=now(),
-        )
+        execution = execution_of(event, status=Status.STARTED, startedAt=now())
         journal = _Journal(self.log)
         try:
             workflow, count_run = await self._workflow(event.workflowId)
@@ -455,18 +422,16 @@ class ExecutionActor:
         return await self._run(execution, event, workflow, interpreter, journal, False)
 
     async def _settled(
-        self, event: TriggerEvent, execution: Execution | None
+        self, event: TriggerEvent, execution: Execution | None = None, status: object = None
     ) -> tuple[Execution, None]:
-        """An event with nothing (left) to do: acknowledged."""
+        """An event with nothing (left) to do: acknowledged. The execution as
+        known, or a stub in `status`."""
         if event.entry is not None:
             await self.inbox.ack(event.key, [event.entry])
-        stub = execution or Execution(
-            id=event.id,
-            key=event.key,
-            workflowId=event.workflowId,
-            createdAt=_from_ms(event.createdAt),
-        )
-        return stub, None
+        if execution is None:
+            known = status if isinstance(status, int) else None
+            execution = execution_of(event, context=None, status=known)
+        return execution, None
 
     async def _run(
         self,

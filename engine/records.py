@@ -150,3 +150,20 @@ class Reply(msgspec.Struct, kw_only=True):
     body: Any = None
     executionId: str | None = None
     message: str | None = None  # error text for the 500/408 error body
+
+
+def execution_of(event: TriggerEvent, **fields: Any) -> Execution:
+    """The execution an event starts (its id, workflow, context and lineage),
+    with `fields` set or overridden (status, times...)."""
+    base: dict[str, Any] = {
+        "id": event.id,
+        "key": event.key,
+        "workflowId": event.workflowId,
+        "context": event.context,
+        "manually": event.manually,
+        "replayOf": event.replayOf,
+        "parentExecutionId": event.parent.executionId if event.parent else None,
+        "stack": event.stack,
+        "createdAt": datetime.fromtimestamp(event.createdAt / 1000, UTC),
+    }
+    return Execution(**{**base, **fields})

@@ -17,8 +17,10 @@ def connect(url: str) -> aioredis.Redis:
 
     A command that meets a dead pooled connection (Redis restarted) is retried
     on a fresh one a few times; a Redis that stays down surfaces as an error
-    within about a second, which the callers turn into a 503 or a later retry."""
-    return aioredis.Redis.from_url(
+    within about a second, which the callers turn into a 503 or a later retry.
+    When every pooled connection is busy (a burst), a command waits for one
+    rather than failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         decode_responses=False,
         socket_connect_timeout=2.0,
@@ -27,7 +29,9 @@ def connect(url: str) -> aioredis.Redis:
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3),
         retry_on_error=[ConnectionError, TimeoutError],
         max_connections=256,
+        timeout=10,
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from deploy import processes
+from tests.flaky_server import Flaky
 
 REDIS_URL = os.environ.get("RAYHOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("RAYHOOK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -118,6 +119,14 @@ def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         return
     with fresh_database() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def flaky() -> Iterator[Flaky]:
+    """A local HTTP server failing a set number of times per path (tests/flaky_server.py)."""
+    server = Flaky()
+    yield server
+    server.httpd.shutdown()
 
 
 def delete_namespace(ns: str) -> None:

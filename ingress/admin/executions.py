@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import falcon
@@ -14,7 +13,7 @@ from redis.exceptions import RedisError
 
 from actors.router import Unavailable
 from engine.definition import WorkflowVersion
-from engine.records import Execution, Job, TriggerEvent, now
+from engine.records import Execution, Job, TriggerEvent, execution_of, now
 from engine.status import Reason, Status, is_final
 from ingress.admin.common import (
     AdminResource,
@@ -195,16 +194,7 @@ async def queued_execution(services: Services, execution_id: str) -> tuple[Execu
     event = entry.event if entry is not None else None
     if entry is None or event is None:
         return None
-    execution = Execution(
-        id=event.id,
-        key=event.key,
-        workflowId=event.workflowId,
-        status=None,
-        context=event.context,
-        manually=event.manually,
-        replayOf=event.replayOf,
-        createdAt=datetime.fromtimestamp(event.createdAt / 1000, UTC),
-    )
+    execution = execution_of(event)
     return execution, entry.id
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,11 @@ from tests.conftest import delete_namespace, kill_actors
 from tests.e2e.conftest import Server, start_server
 from tests.e2e.redis_server import RedisServer
 from tests.e2e.workflows import async_echo
+from tests.faults.check import Verdict, settle
+from tests.faults.load import Load
+
+#: Seconds of load before and after a fault.
+BEFORE, AFTER = 2.0, 4.0
 
 
 class Stack:
@@ -23,10 +28,45 @@ class Stack:
         self.server, self.redis = server, redis_server
         self.version = server.create(async_echo(title="faults"))
         self.key = self.version["key"]
+        self.accepted: set[str] = set()  # the executions of the last run_with_fault
 
     @property
     def url(self) -> str:
         return f"{self.server.url}/api/webhook:trigger/{self.key}"
+
+    def run_with_fault(
+        self,
+        fault: str,
+        inject: Callable[[], None],
+        *,
+        answer_bound: float = float("inf"),
+        timeout: float = 120.0,
+    ) -> Verdict:
+        """A steady load on the workflow, `inject` the fault in its middle, then
+        settle: every accepted event final once, the service answering again
+        within `answer_bound` s."""
+        with Load(self.url) as load:
+            time.sleep(BEFORE)
+            fault_at = time.monotonic()
+            inject()
+            time.sleep(AFTER)
+        verdict = settle(
+            self.redis.url,
+            self.server.namespace,
+            self.key,
+            self.version["id"],
+            load.outcome,
+            fault=fault,
+            fault_at=fault_at,
+            history_url=self.server.history_url,
+            timeout=timeout,
+        )
+        assert verdict.accepted > 100, verdict
+        assert verdict.lost == 0, verdict
+        assert verdict.duplicated == 0, verdict
+        assert verdict.answering_again_s <= answer_bound, verdict
+        self.accepted = set(load.outcome.accepted.values())
+        return verdict
 
     def actor_pid(self, name: str) -> int:
         handle = ray.get_actor(name, namespace=self.server.namespace)

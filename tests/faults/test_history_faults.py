@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -25,11 +25,8 @@ from tests.conftest import delete_namespace, kill_actors
 from tests.e2e.conftest import Server, start_server
 from tests.e2e.postgres_server import PostgresServer
 from tests.e2e.redis_server import RedisServer
-from tests.faults.check import Verdict, executions_of, settle
+from tests.faults.check import Verdict, executions_of
 from tests.faults.conftest import Stack
-from tests.faults.load import Load
-
-BEFORE, AFTER = 2.0, 4.0
 
 
 class HistoryStack(Stack):
@@ -81,28 +78,10 @@ def hstack(
     delete_namespace(server.namespace)
 
 
-def run_with_fault(stack: HistoryStack, fault: str, inject) -> Verdict:  # type: ignore[no-untyped-def]
-    with Load(stack.url) as load:
-        time.sleep(BEFORE)
-        fault_at = time.monotonic()
-        inject()
-        time.sleep(AFTER)
-    verdict = settle(
-        stack.redis.url,
-        stack.server.namespace,
-        stack.key,
-        stack.version["id"],
-        load.outcome,
-        fault=fault,
-        fault_at=fault_at,
-        history_url=stack.server.history_url,
-        timeout=180,
-    )
-    assert verdict.accepted > 100, verdict
-    assert verdict.lost == 0, verdict
-    assert verdict.duplicated == 0, verdict
+def run_with_fault(stack: HistoryStack, fault: str, inject: Callable[[], None]) -> Verdict:
+    verdict = stack.run_with_fault(fault, inject, timeout=180)
     stack.wait_moved()
-    stored_once(stack, set(load.outcome.accepted.values()))
+    stored_once(stack, stack.accepted)
     return verdict
 
 

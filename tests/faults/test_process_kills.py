@@ -7,36 +7,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
-from tests.faults.check import Verdict, settle
+from tests.faults.check import Verdict
 from tests.faults.conftest import Stack
-from tests.faults.load import Load
 
-BEFORE, AFTER = 2.0, 4.0  # seconds of load around the fault
 ANSWER_BOUND = 10.0  # the service answers 2xx again within this after any kill
 
 
-def run_with_fault(stack: Stack, fault: str, inject) -> Verdict:  # type: ignore[no-untyped-def]
-    with Load(stack.url) as load:
-        time.sleep(BEFORE)
-        fault_at = time.monotonic()
-        inject()
-        time.sleep(AFTER)
-    verdict = settle(
-        stack.redis.url,
-        stack.server.namespace,
-        stack.key,
-        stack.version["id"],
-        load.outcome,
-        fault=fault,
-        fault_at=fault_at,
-        history_url=stack.server.history_url,
-    )
-    assert verdict.accepted > 100, verdict
-    assert verdict.lost == 0, verdict
-    assert verdict.duplicated == 0, verdict
-    assert verdict.answering_again_s <= ANSWER_BOUND, verdict
-    return verdict
+def run_with_fault(stack: Stack, fault: str, inject: Callable[[], None]) -> Verdict:
+    return stack.run_with_fault(fault, inject, answer_bound=ANSWER_BOUND)
 
 
 def test_kill_an_execution_actor(stack: Stack) -> None:

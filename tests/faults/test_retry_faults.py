@@ -13,17 +13,11 @@ import pytest
 from tests.conftest import delete_namespace, kill_actors
 from tests.e2e.conftest import start_server
 from tests.e2e.redis_server import RedisServer
-from tests.e2e.test_retries import Flaky, calling
+from tests.e2e.test_retries import calling
 from tests.faults.conftest import Stack
+from tests.flaky_server import Flaky
 
 EVENTS = 20
-
-
-@pytest.fixture(scope="module")
-def flaky() -> Iterator[Flaky]:
-    server = Flaky()
-    yield server
-    server.httpd.shutdown()
 
 
 @pytest.fixture(scope="module")

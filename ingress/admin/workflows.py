@@ -30,6 +30,7 @@ from ingress.admin.common import (
     reply,
 )
 from ingress.admin.passwords import masked, unmasked
+from ingress.body import huge_ints_as_doubles
 from ingress.errors import HTTPErrors
 from ingress.services import Services
 from store.workflows import Frozen, NotFound
@@ -168,6 +169,7 @@ class Execute(_Workflows):
         values: Any = raw.get("values", {}) if isinstance(raw, dict) else None
         if not isinstance(values, dict):
             raise falcon.HTTPBadRequest(description='send {"values": {...trigger context...}}')
+        huge_ints_as_doubles(values)  # as a webhook's body: msgpack holds 64 bits
         event = TriggerEvent.start(
             key=version.key, workflowId=version.id, context=values, manually=True
         )

@@ -50,7 +50,7 @@ def calling(
         "options": {
             "retry": {
                 "maxAttempts": max_attempts,
-                "backoff": {"initial": initial, "multiplier": 2, "max": "1s", "jitter": False},
+                "backoff": {"initial": initial, "multiplier": 2, "max": "30s", "jitter": False},
                 **policy,
             }
         },

@@ -138,22 +138,33 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
         ]
         assert sample["output"]["event"] == "evt_299" and sample["output"]["large"] is True
         # A workflow supervisor is an object inside an execution actor (no process
-        # per workflow): operators find the awake ones by name.
-        supervisors = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("rayhook")),
-                "supervisors",
-                "--url",
-                f"http://127.0.0.1:{port}",
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        # per workflow), awake while its workflow runs: operators find it by name.
+        woke = httpx.post(
+            f"http://127.0.0.1:{port}/api/webhook:trigger/order-events",
+            json={"id": "evt_wake", "amount": 1},
+            timeout=30,
         )
-        assert supervisors.returncode == 0, supervisors.stderr
-        assert "supervisor:order-events" in supervisors.stdout
+        assert woke.status_code == 202, woke.text
+        deadline = time.monotonic() + 30
+        while True:
+            supervisors = subprocess.run(
+                [
+                    str(Path(sys.executable).with_name("rayhook")),
+                    "supervisors",
+                    "--url",
+                    f"http://127.0.0.1:{port}",
+                    "--data-dir",
+                    str(tmp_path / "data"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert supervisors.returncode == 0, supervisors.stderr
+            if "supervisor:order-events" in supervisors.stdout:
+                break
+            assert time.monotonic() < deadline, supervisors.stdout
+            time.sleep(0.2)
     finally:
         assert up.stop() == 0
     assert_nothing_left_outside_the_data_folder(tmp_path / "data")

@@ -89,7 +89,7 @@ nodes = [
 actors = [
     {"class": a.class_name, "name": a.name, "state": a.state, "node_id": a.node_id,
      "pid": a.pid, "restarts": a.num_restarts}
-    for cls in ("ExecutionActor", "WorkflowSupervisor")
+    for cls in ("ExecutionActor", "HistoryWriter")
     for a in list_actors(filters=[("class_name", "=", cls)], limit=1000, detail=True)
 ]
 drivers = [

@@ -1,0 +1,89 @@
+"""Issue 10: one hostile webhook or workflow cannot take down, starve or leak
+for the others. Each test is an attack from the issue, over real HTTP through
+gunicorn, the session's Ray cluster and Redis."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import ray
+
+from actors.pool import executor_name
+from tests.e2e.conftest import Server
+
+#: The issue's reproducer: V8 aborts its whole process ("Fatal JavaScript out
+#: of memory") when an array of `n` elements cannot be allocated.
+OOM_SCRIPT = "return new Array(n).fill(0).length"
+
+
+def script_workflow(
+    content: str, *, sync: bool, timeout: int = 120_000, **extra: Any
+) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [
+        {
+            "key": "js",
+            "type": "script",
+            "config": {
+                "content": content,
+                "arguments": [{"name": "n", "value": "{{$context.body.n}}"}],
+                "timeout": timeout,
+            },
+        }
+    ]
+    if sync:
+        nodes.append(
+            {"key": "reply", "type": "response", "config": {"body": "{{$jobsMapByNodeKey.js}}"}}
+        )
+    return {"title": "script", "type": "webhook", "sync": sync, "enabled": True, "nodes": nodes}
+
+
+def executor_pids(server: Server, count: int = 2) -> list[int]:
+    pids = []
+    for index in range(count):
+        handle = ray.get_actor(executor_name(index), namespace=server.namespace)
+        pids.append(int(ray.get(handle.__ray_call__.remote(lambda _self: os.getpid()), timeout=60)))
+    return pids
+
+
+def job_of(execution: dict[str, Any], node_key: str) -> dict[str, Any]:
+    return next(j for j in execution["jobs"] if j["nodeKey"] == node_key)
+
+
+def test_a_v8_out_of_memory_ends_one_sync_job_never_the_executor(server: Server) -> None:
+    version = server.create(script_workflow(OOM_SCRIPT, sync=True))
+    ok = server.hook(version["key"], {"n": 3})
+    assert ok.status_code == 200 and ok.json() == 3
+    before = executor_pids(server)
+    started = time.monotonic()
+    reply = server.hook(version["key"], {"n": 1_000_000_000})
+    took = time.monotonic() - started
+    assert reply.status_code == 500, reply.text
+    assert reply.json()["errors"][0]["message"] == "the workflow ended with status ERROR"
+    # V8 needs 5-15 s here to fail the allocation (`fill` cannot be interrupted);
+    # before, the executor died and the reply was a 503.
+    assert took < 60, f"the error reply took {took:.1f} s"
+    execution = server.wait_final(reply.headers["x-rayhook-execution"])
+    job = job_of(execution, "js")
+    assert job["status"] == -2  # ERROR
+    assert job["result"]["code"] == "ERR_SCRIPT_MEMORY"
+    assert "script exceeded its memory" in job["result"]["message"]
+    assert executor_pids(server) == before
+    # The sandbox was replaced: the next script runs.
+    again = server.hook(version["key"], {"n": 5})
+    assert again.status_code == 200 and again.json() == 5
+    assert executor_pids(server) == before
+
+
+def test_a_v8_out_of_memory_in_an_async_event_is_error_without_executor_restart(
+    server: Server,
+) -> None:
+    version = server.create(script_workflow(OOM_SCRIPT, sync=False))
+    before = executor_pids(server)
+    reply = server.hook(version["key"], {"n": 1_000_000_000})
+    assert reply.status_code == 200
+    execution = server.wait_final(reply.headers["x-rayhook-execution"], timeout=60)
+    assert execution["status"] == -2  # ERROR
+    assert job_of(execution, "js")["result"]["code"] == "ERR_SCRIPT_MEMORY"
+    assert executor_pids(server) == before

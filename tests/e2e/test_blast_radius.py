@@ -87,3 +87,45 @@ def test_a_v8_out_of_memory_in_an_async_event_is_error_without_executor_restart(
     assert execution["status"] == -2  # ERROR
     assert job_of(execution, "js")["result"]["code"] == "ERR_SCRIPT_MEMORY"
     assert executor_pids(server) == before
+
+
+def plain_sync() -> dict[str, Any]:
+    return {
+        "title": "plain",
+        "type": "webhook",
+        "sync": True,
+        "enabled": True,
+        "nodes": [{"key": "ok", "type": "response", "config": {"body": {"ok": True}}}],
+    }
+
+
+def test_ten_looping_scripts_starve_neither_plain_webhooks_nor_other_scripts(
+    server: Server,
+) -> None:
+    """Issue finding 3: ten looping scripts pushed other webhooks' latency to
+    2.9 s. A workflow now holds at most its share of each executor's sandboxes,
+    and sandboxes run at a lower CPU priority than the executors."""
+    looping = server.create(script_workflow("while (true) {}", sync=False, timeout=10_000))
+    plain = server.create(plain_sync())
+    other = server.create(script_workflow("return n + 1", sync=True))
+    assert server.hook(other["key"], {"n": 1}).json() == 2  # a first sandbox is up
+    flood = [server.hook(looping["key"], {"n": 0}) for _ in range(10)]
+    assert all(r.status_code == 200 for r in flood)
+    time.sleep(1.0)  # the loops have started
+    latencies = []
+    for _ in range(10):
+        started = time.monotonic()
+        assert server.hook(plain["key"], {}).status_code == 200
+        latencies.append(time.monotonic() - started)
+    started = time.monotonic()
+    reply = server.hook(other["key"], {"n": 41})
+    other_took = time.monotonic() - started
+    assert reply.status_code == 200 and reply.json() == 42
+    # Before: every script thread was held by the loops, and this waited for one
+    # to time out (3.8 s with 5 s loops; about 9 s with these).
+    assert other_took < 5, f"another workflow's script waited {other_took:.1f} s"
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 1.0, latencies
+    for r in flood:
+        execution = server.wait_final(r.headers["x-rayhook-execution"], timeout=120)
+        assert job_of(execution, "js")["result"]["code"] == "ETIMEDOUT"

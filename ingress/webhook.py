@@ -22,6 +22,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from actors.router import Unavailable
+from engine.caps import Caps
 from engine.records import Reply, TriggerEvent, new_execution_id
 from ingress.auth import BASIC_CHALLENGE, basic_allows
 from ingress.body import decode_json, has_body, huge_ints_as_doubles, is_json_media, read_body
@@ -51,6 +52,7 @@ class WebhookResource:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self.caps = Caps.from_settings(services.settings)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         route = await self._route(key)
@@ -93,7 +95,7 @@ class WebhookResource:
             try:
                 await _encodable(event, partial(self.services.inbox.add, event, dedupe))
             except Duplicate as repeat:  # answered like the first, nothing queued
-                reply = route.trigger.reply.render(event.context, self.settings.env)
+                reply = self._async_reply(route, event)
                 reply.executionId = repeat.execution_id
                 return reply
             except NotEnabled:
@@ -112,10 +114,15 @@ class WebhookResource:
                 raise falcon.HTTPServiceUnavailable(
                     description="the event store is unavailable; retry later"
                 ) from None
-            reply = route.trigger.reply.render(event.context, self.settings.env)
+            reply = self._async_reply(route, event)
             reply.executionId = event.id
             return reply
         raise falcon.HTTPServiceUnavailable(description="the workflow is changing; retry")
+
+    def _async_reply(self, route: Route, event: TriggerEvent) -> Reply:
+        """The configured reply, within the reply caps (the event is stored)."""
+        reply = route.trigger.reply.render(event.context, self.settings.env)
+        return self.caps.fit_async_reply(reply, route.key)
 
     def _dedupe(self, route: Route, event: TriggerEvent) -> tuple[str, int] | None:
         """(digest of the delivery's id, window) when the workflow deduplicates."""

@@ -129,3 +129,59 @@ def test_ten_looping_scripts_starve_neither_plain_webhooks_nor_other_scripts(
     for r in flood:
         execution = server.wait_final(r.headers["x-rayhook-execution"], timeout=120)
         assert job_of(execution, "js")["result"]["code"] == "ETIMEDOUT"
+
+
+def test_a_huge_templated_header_leaves_an_async_reply_clients_accept(server: Server) -> None:
+    """Issue finding 5: a 1 MiB array rendered into a reply header made a reply
+    clients refuse (httpx here: h11 takes 16 KiB of headers at most), and the
+    sender's retry would have stored the event twice."""
+    version = server.create(
+        {
+            "title": "echo",
+            "type": "webhook",
+            "sync": False,
+            "enabled": True,
+            "config": {
+                "response": {
+                    "statusCode": 202,
+                    "headers": [
+                        {"name": "X-Echo", "value": "{{$context.body.items}}"},
+                        {"name": "X-Id", "value": "{{$context.body.id}}"},
+                    ],
+                    "body": {"items": "{{$context.body.items}}"},
+                }
+            },
+            "nodes": [],
+        }
+    )
+    items = list(range(100_000))
+    reply = server.hook(version["key"], {"id": "evt_1", "items": items})
+    assert reply.status_code == 202
+    assert "x-echo" not in reply.headers
+    assert reply.headers["x-id"] == "evt_1"
+    assert len(reply.content) < 1024 * 1024 + 100
+    execution = server.wait_final(reply.headers["x-rayhook-execution"])
+    assert execution["status"] == 1
+
+
+def test_a_huge_templated_header_in_a_sync_reply_is_a_clear_500(server: Server) -> None:
+    version = server.create(
+        {
+            "title": "echo",
+            "type": "webhook",
+            "sync": True,
+            "enabled": True,
+            "nodes": [
+                {
+                    "key": "reply",
+                    "type": "response",
+                    "config": {"headers": [{"name": "X-Echo", "value": "{{$context.body.items}}"}]},
+                }
+            ],
+        }
+    )
+    reply = server.hook(version["key"], {"items": list(range(100_000))})
+    assert reply.status_code == 500
+    assert reply.json() == {"errors": [{"message": "the workflow ended with status ERROR"}]}
+    execution = server.wait_final(reply.headers["x-rayhook-execution"])
+    assert job_of(execution, "reply")["result"]["code"] == "ERR_REPLY_TOO_LARGE"

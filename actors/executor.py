@@ -39,6 +39,7 @@ from engine.records import (
     new_execution_id,
     now,
 )
+from engine.redaction import SecretMask
 from engine.settings import Settings
 from engine.status import PENDING, Reason, Status, is_final
 from engine.trigger import sync_reply
@@ -80,12 +81,14 @@ class _Journal:
     lasts long enough to be shown as STARTED: from then on each job is written
     as it changes."""
 
-    def __init__(self, log: ExecutionLog) -> None:
+    def __init__(self, log: ExecutionLog, mask: SecretMask) -> None:
         self.log = log
+        self.mask = mask
         self.pending: dict[str, Job] = {}
         self.live = False
 
     def record(self, job: Job) -> None:
+        job = self.mask.job(job)  # what is stored never holds an $env value
         if self.live:
             self.log.save_job(job)
         else:
@@ -109,8 +112,9 @@ class ExecutionActor:
     running here by id."""
 
     def __init__(self, settings: Settings, index: int) -> None:
-        configure_logs()
+        configure_logs(secrets=settings.env.values())
         self.settings = settings
+        self.mask = SecretMask(settings.env.values())
         self.index = index
         self.redis = connect(settings.redis_url)
         keys = Keys(settings.namespace)
@@ -326,7 +330,7 @@ class ExecutionActor:
             createdAt=_from_ms(event.createdAt),
             startedAt=now(),
         )
-        journal = _Journal(self.log)
+        journal = _Journal(self.log, self.mask)
         try:
             workflow, count_run = await self._workflow(event.workflowId)
         except (NotFound, DefinitionError) as exc:
@@ -355,7 +359,7 @@ class ExecutionActor:
             )
             return stub, None
         execution.status = Status.STARTED
-        journal = _Journal(self.log)
+        journal = _Journal(self.log, self.mask)
         try:
             workflow, _ = await self._workflow(execution.workflowId, counted=True)
         except (NotFound, DefinitionError) as exc:
@@ -421,7 +425,7 @@ class ExecutionActor:
     def _show_started(self, execution: Execution, journal: _Journal) -> None:
         """A run past STARTED_WRITE_DELAY becomes visible as STARTED, with its jobs."""
         journal.go_live()
-        self.log.show(execution)
+        self.log.show(self.mask.execution(execution))
 
     async def _finish(
         self,
@@ -433,6 +437,7 @@ class ExecutionActor:
         count_run: bool,
         waits: list[Wait] | None = None,
     ) -> tuple[Execution, Reply | None]:
+        execution = self.mask.execution(execution)  # stored without $env values
         final = is_final(execution.status)
         if final:
             execution.finishedAt = now()

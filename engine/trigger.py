@@ -5,6 +5,7 @@ Compiled once per workflow version; the ingress calls it per request."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,12 +112,17 @@ class CompiledTrigger:
     dedupe: Dedupe | None = None
 
     def build_context(
-        self, headers: Mapping[str, str], query: dict[str, Any], body: Any
+        self,
+        headers: Mapping[str, str],
+        query: dict[str, Any],
+        body: Any,
+        also: AbstractSet[str] = frozenset(),
     ) -> dict[str, Any]:
-        """`$context` for one request: headers lower-cased with secrets redacted,
-        query and body plus one entry per configured item."""
+        """`$context` for one request: headers lower-cased with secrets redacted
+        (the SPEC's two and the operator's list, `also`), query and body plus
+        one entry per configured item."""
         clean = {
-            name: (REDACTED if name in REDACTED_HEADERS else value)
+            name: (REDACTED if name in REDACTED_HEADERS or name in also else value)
             for name, value in ((n.lower(), v) for n, v in headers.items())
         }
         if self.query:

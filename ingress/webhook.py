@@ -53,6 +53,7 @@ class WebhookResource:
         self.services = services
         self.settings = services.settings
         self.caps = Caps.from_settings(services.settings)
+        self.redacted = frozenset(services.settings.redact_headers)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         route = await self._route(key)
@@ -90,7 +91,7 @@ class WebhookResource:
     ) -> Reply:
         """Store the event, then build the configured reply."""
         for _attempt in range(2):
-            event = _event(req, route, query, body)
+            event = _event(req, route, query, body, self.redacted)
             dedupe = self._dedupe(route, event)
             try:
                 await _encodable(event, partial(self.services.inbox.add, event, dedupe))
@@ -149,7 +150,7 @@ class WebhookResource:
     async def _run_sync(
         self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
     ) -> Reply:
-        event = _event(req, route, query, body)
+        event = _event(req, route, query, body, self.redacted)
         dedupe = self._dedupe(route, event)
         if dedupe is None:
             return await self._call(route, event)
@@ -231,13 +232,17 @@ def _authenticate(req: falcon.asgi.Request, route: Route, env: Mapping[str, str]
 
 
 def _event(
-    req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any
+    req: falcon.asgi.Request,
+    route: Route,
+    query: dict[str, Any],
+    body: Any,
+    redacted: frozenset[str],
 ) -> TriggerEvent:
     return TriggerEvent(
         id=new_execution_id(),
         key=route.key,
         workflowId=route.version_id,
-        context=route.trigger.build_context(req.headers_lower, query, body),
+        context=route.trigger.build_context(req.headers_lower, query, body, redacted),
         createdAt=time.time() * 1000,
     )
 

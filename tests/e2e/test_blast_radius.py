@@ -185,3 +185,97 @@ def test_a_huge_templated_header_in_a_sync_reply_is_a_clear_500(server: Server) 
     assert reply.json() == {"errors": [{"message": "the workflow ended with status ERROR"}]}
     execution = server.wait_final(reply.headers["x-rayhook-execution"])
     assert job_of(execution, "reply")["result"]["code"] == "ERR_REPLY_TOO_LARGE"
+
+
+SHOP_SECRET = "sk_live_blast_radius_42"
+
+
+def test_credential_and_signature_headers_are_stored_redacted(server: Server) -> None:
+    """Issue finding 6: only authorization and cookie were redacted."""
+    version = server.create(
+        {
+            "title": "h",
+            "type": "webhook",
+            "sync": False,
+            "enabled": True,
+            "nodes": [],
+        }
+    )
+    sent = {
+        "X-Api-Key": "key-123456",
+        "X-Auth-Token": "tok-123456",
+        "Proxy-Authorization": "Basic cHJveHk6cHc=",
+        "Stripe-Signature": "t=1,v1=abcdef",
+        "Svix-Signature": "v1,abcdef",
+        "X-Request-Id": "req-1",
+    }
+    reply = server.hook(version["key"], {"a": 1}, headers=sent)
+    execution = server.wait_final(reply.headers["x-rayhook-execution"])
+    headers = execution["context"]["headers"]
+    for name in sent:
+        expected = "req-1" if name == "X-Request-Id" else "[redacted]"
+        assert headers[name.lower()] == expected, name
+    for value in sent.values():
+        if value != "req-1":
+            assert value not in str(execution)
+
+
+def test_env_values_are_masked_in_stored_results_logs_and_output(make_server: Any) -> None:
+    """Issue finding 6: an {{$env}} secret rendered into a node result was stored."""
+    server: Server = make_server(RAYHOOK_ENV_SHOP_SECRET=SHOP_SECRET)
+    version = server.create(
+        {
+            "title": "leaky",
+            "type": "webhook",
+            "sync": True,
+            "enabled": True,
+            "nodes": [
+                {
+                    "key": "calc",
+                    "type": "calculation",
+                    "config": {"engine": "string", "expression": "Bearer {{$env.SHOP_SECRET}}"},
+                },
+                {
+                    "key": "js",
+                    "type": "script",
+                    "config": {
+                        "content": "console.log('token', t); return {t}",
+                        "arguments": [{"name": "t", "value": "{{$env.SHOP_SECRET}}"}],
+                    },
+                },
+                {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.js}}"}},
+                {
+                    "key": "check",
+                    "type": "condition",
+                    "config": {
+                        "engine": "basic",
+                        "calculation": {
+                            "group": {
+                                "type": "and",
+                                "calculations": [
+                                    {
+                                        "calculator": "equal",
+                                        "operands": ["{{$jobsMapByNodeKey.js.t}}", SHOP_SECRET],
+                                    }
+                                ],
+                            }
+                        },
+                        "rejectOnFalse": True,
+                    },
+                },
+                {"key": "reply", "type": "response", "config": {"body": {"ok": True}}},
+            ],
+        }
+    )
+    reply = server.hook(version["key"], {})
+    # The run itself saw the real value (the condition compared it).
+    assert reply.status_code == 200, reply.text
+    execution = server.wait_final(reply.headers["x-rayhook-execution"])
+    assert SHOP_SECRET not in str(execution)
+    assert job_of(execution, "calc")["result"] == "Bearer [redacted]"
+    assert job_of(execution, "js")["log"] == "[log] token [redacted]"
+    assert execution["output"] == {"t": "[redacted]"}
+    listed = server.admin.get(
+        "/api/executions:list", params={"filter[workflowKey]": version["key"]}
+    )
+    assert SHOP_SECRET not in listed.text

@@ -279,3 +279,43 @@ def test_env_values_are_masked_in_stored_results_logs_and_output(make_server: An
         "/api/executions:list", params={"filter[workflowKey]": version["key"]}
     )
     assert SHOP_SECRET not in listed.text
+
+
+def test_metrics_show_workflow_keys_only_to_an_authenticated_scrape(server: Server) -> None:
+    """Issue finding 7: /metrics listed every workflow key without a token."""
+    version = server.create(
+        {"title": "m", "type": "webhook", "sync": False, "enabled": True, "nodes": []}
+    )
+    key = version["key"]
+    reply = server.hook(key, {})
+    server.wait_final(reply.headers["x-rayhook-execution"])
+    time.sleep(2.5)  # the actors add their counts up every ~2 s
+    anonymous = server.http.get("/metrics")
+    assert anonymous.status_code == 200
+    assert key not in anonymous.text
+    assert 'key="' not in anonymous.text
+    assert "supervisor:" not in anonymous.text
+    assert "rayhook_webhook_requests_total" in anonymous.text  # the totals are there
+    assert "rayhook_inbox_backlog" in anonymous.text
+    authenticated = server.admin.get("/metrics")
+    assert authenticated.status_code == 200
+    assert f'key="{key}"' in authenticated.text
+    wrong = server.http.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert "RAYHOOK_METRICS_TOKEN" in wrong.json()["errors"][0]["message"]
+
+
+def test_a_metrics_token_shows_the_keys_without_the_admin_token(make_server: Any) -> None:
+    server: Server = make_server(RAYHOOK_METRICS_TOKEN="scrape-token-1")
+    version = server.create(
+        {"title": "m", "type": "webhook", "sync": False, "enabled": True, "nodes": []}
+    )
+    server.hook(version["key"], {})
+    scraped = server.http.get("/metrics", headers={"Authorization": "Bearer scrape-token-1"})
+    assert scraped.status_code == 200
+    assert f'key="{version["key"]}"' in scraped.text
+    # The metrics token opens /metrics only, never the admin API.
+    admin = server.http.get(
+        "/api/workflows:list", headers={"Authorization": "Bearer scrape-token-1"}
+    )
+    assert admin.status_code == 401

@@ -215,6 +215,19 @@ def security_problems(config: WebhookConfig) -> list[str]:
     return problems
 
 
+def security_warnings(config: WebhookConfig) -> list[str]:
+    """What is allowed but risky in a webhook's config (the admin API returns
+    these with `workflows:create/update`, and `rayhook apply` prints them)."""
+    warnings: list[str] = []
+    if config.dedupe is not None and not config.basicAuthentication and config.signature is None:
+        warnings.append(
+            "config.dedupe without basicAuthentication or signature: whoever knows or "
+            "guesses an event id can send it first, and the genuine delivery is then "
+            "answered as a repeat and never runs; add config.signature (or Basic auth)"
+        )
+    return warnings
+
+
 def env_placeholder(text: str) -> Single | None:
     """`text` compiled when it is exactly one `{{$env.NAME}}` placeholder: how
     secrets are given (signature secrets, a Basic-auth password)."""

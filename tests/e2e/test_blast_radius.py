@@ -319,3 +319,71 @@ def test_a_metrics_token_shows_the_keys_without_the_admin_token(make_server: Any
         "/api/workflows:list", headers={"Authorization": "Bearer scrape-token-1"}
     )
     assert admin.status_code == 401
+
+
+def dedupe_workflow(**config: Any) -> dict[str, Any]:
+    return {
+        "title": "dedupe",
+        "type": "webhook",
+        "sync": False,
+        "enabled": True,
+        "config": {"dedupe": {"id": "{{$context.body.id}}", "window": 600}, **config},
+        "nodes": [],
+    }
+
+
+def test_dedupe_without_auth_is_warned_about_when_applied(server: Server) -> None:
+    """Issue finding 9: dedupe on an unauthenticated workflow lets whoever knows
+    an event id suppress the genuine delivery."""
+    created = server.admin.post("/api/workflows:create", json=dedupe_workflow())
+    assert created.status_code == 200
+    version = created.json()["data"]
+    server.created.append(version["id"])
+    (warning,) = created.json()["warnings"]
+    assert "config.dedupe without basicAuthentication or signature" in warning
+    updated = server.admin.post(
+        "/api/workflows:update",
+        params={"filterByTk": version["id"]},
+        json={"config": {"dedupe": {"id": "{{$context.body.id}}", "window": 60}}},
+    )
+    assert updated.status_code == 200 and len(updated.json()["warnings"]) == 1
+    signed = server.admin.post(
+        "/api/workflows:create",
+        json=dedupe_workflow(basicAuthentication={"username": "shop", "password": "pw-123456"}),
+    )
+    assert signed.status_code == 200 and signed.json()["warnings"] == []
+    server.created.append(signed.json()["data"]["id"])
+    plain = server.admin.post("/api/workflows:create", json=dedupe_workflow(dedupe=None))
+    assert plain.status_code == 200 and plain.json()["warnings"] == []
+    server.created.append(plain.json()["data"]["id"])
+
+
+def test_rayhook_apply_prints_the_warning(server: Server, tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    definition = {**dedupe_workflow(), "key": f"dd{tmp_path.name[-8:]}".replace("_", "-")}
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(definition))
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "deploy.cli", "apply", "-f", str(path)),
+            *("--url", server.url, "--token", server.token),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    server.created.extend(
+        v["id"]
+        for v in server.admin.get(
+            "/api/workflows:list", params={"filter[key]": definition["key"]}
+        ).json()["data"]
+    )
+    assert "rayhook: warning:" in result.stderr
+    assert "config.dedupe without basicAuthentication or signature" in result.stderr
+    assert definition["key"] in result.stdout

@@ -1,7 +1,7 @@
 """The main loop of a sandbox process (`python -m engine.sandbox.worker LIMITS`):
 read a `ScriptRun` frame on stdin, run it in a fresh isolate, write the
-`ScriptOutcome` frame on stdout, prepare the next isolate, repeat until stdin
-closes.
+`ScriptOutcome` frame on stdout, close the isolate, repeat until stdin closes.
+New isolates are prepared while no request waits, not on a caller's time.
 
 Started by `engine.sandbox.pool` with an empty environment (no secret of the
 executor's reaches it) and these limits, set here before any script runs:
@@ -21,9 +21,11 @@ import asyncio
 import ctypes
 import os
 import resource
+import select
 import signal
 import sys
 import time
+from collections import deque
 
 import msgspec
 from py_mini_racer import MiniRacer
@@ -43,6 +45,8 @@ NICENESS = 10
 #: Room in RLIMIT_DATA beyond heap and buffers: the next isolate (about 20 MB),
 #: Python's own allocations, the result's copies.
 SLACK_BYTES = 96 * 1024 * 1024
+#: Isolates kept ready, so that two scripts in a row find one each.
+WARM_ISOLATES = 2
 #: The first frame a sandbox writes: it is ready.
 READY = b"ready"
 
@@ -62,14 +66,18 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    isolate = loop.run_until_complete(_isolate(limits))
+    warm: deque[MiniRacer] = deque([loop.run_until_complete(_isolate(limits))])
     _limit_data(limits)
     _write(out, READY)
     while True:
+        # Idle time, never a caller's: prepare the next isolates.
+        while len(warm) < WARM_ISOLATES and not _readable(0):
+            warm.append(loop.run_until_complete(_isolate(limits)))
         request = _read(0)
         if request is None:
             return 0
         run = _decode_run(request)
+        isolate = warm.popleft() if warm else loop.run_until_complete(_isolate(limits))
         outcome = loop.run_until_complete(
             evaluate(run, limits, isolate=isolate, cpu_clock=time.process_time)
         )
@@ -78,9 +86,8 @@ def main(argv: list[str]) -> int:
         except MemoryError:
             payload = _encode(ScriptOutcome(error={"message": "script result too large"}))
         _write(out, payload)
-        # Between scripts, off the caller's path: the next isolate.
+        # Closed at once: its heap must not count against the next script.
         isolate.close()
-        isolate = loop.run_until_complete(_isolate(limits))
 
 
 async def _isolate(limits: SandboxLimits) -> MiniRacer:
@@ -110,6 +117,10 @@ def _die_with(parent: int) -> None:
         pass
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _read(fd: int) -> bytes | None:

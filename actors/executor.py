@@ -23,6 +23,7 @@ import ray
 from redis.exceptions import RedisError
 
 from actors import heap
+from actors.consumer import InboxConsumer
 from actors.metrics import MetricsBuffer
 from actors.pool import executor_name
 from engine.definition import DefinitionError
@@ -47,7 +48,7 @@ from engine.validation import CompiledWorkflow, compile_test_node, compile_workf
 from store.batching import PipelineBatcher
 from store.connection import connect, load_scripts
 from store.executions import ExecutionLog, Timer
-from store.inbox import Inbox
+from store.inbox import Entry, Inbox
 from store.keys import Keys
 from store.workflows import NotFound, WorkflowStore
 
@@ -131,12 +132,71 @@ class ExecutionActor:
         self._canceled: set[str] = set()
         self._finished: OrderedDict[str, Execution] = OrderedDict()
         self._replies: dict[str, asyncio.Task[bytes]] = {}
-        self._started = asyncio.get_running_loop().create_task(load_scripts(self.redis))
+        self.consumer = InboxConsumer(executor_name(index), settings, self.inbox, self.log, self)
+        loop = asyncio.get_running_loop()
+        self._started = loop.create_task(load_scripts(self.redis))
+        self._consuming = loop.create_task(self._consume())
         heap.freeze()
+
+    async def _consume(self) -> None:
+        await self._started
+        await self.consumer.run()
 
     async def ready(self) -> int:
         await self._started
         return self.index
+
+    async def drain(self, timeout: float) -> int:
+        """Stop reading the inboxes and wait up to `timeout` s for the executions
+        read; how many still run (a graceful shutdown of the whole stack)."""
+        return await self.consumer.drain(timeout)
+
+    async def supervisors(self) -> list[dict[str, object]]:
+        """The workflow supervisors awake here (operators: `supervisors:list`)."""
+        return self.consumer.stats()
+
+    async def quarantine(self, entry: Entry, deliveries: int) -> None:
+        """Finalise an entry that was delivered `deliveries` times without its
+        execution being recorded: each run ended this process (a V8 abort, say).
+        Running it again would crash the executor forever, so it is recorded
+        ERROR with reason `crashed_executor` (replayable by a person) instead."""
+        event = entry.event
+        if event is None:  # unreadable: the consumer drops those itself
+            return
+        waiting = await self.log.get(event.id) if event.resume is not None else None
+        execution = waiting or Execution(
+            id=event.id,
+            key=event.key,
+            workflowId=event.workflowId,
+            context=event.context,
+            manually=event.manually,
+            replayOf=event.replayOf,
+            parentExecutionId=event.parent.executionId if event.parent else None,
+            stack=event.stack,
+            createdAt=_from_ms(event.createdAt),
+        )
+        if is_final(execution.status):
+            await self.inbox.ack(event.key, [entry.id])
+            return
+        execution.status, execution.reason = Status.ERROR, Reason.CRASHED_EXECUTOR
+        execution.error = (
+            f"quarantined: the executor's process ended {deliveries - 1} times while running "
+            "it; it is not run again (replay it once the cause is fixed)"
+        )
+        execution.finishedAt = now()
+        execution.waiting = []
+        await self.log.save(
+            self.mask.execution(execution),
+            entry=entry.id,
+            resume_caller=self._caller_resume(execution, event),
+        )
+        self.metrics.count("quarantined", event.key)
+        log.error(
+            "execution %s of %s quarantined after %d deliveries (reason crashed_executor)",
+            event.id,
+            event.key,
+            deliveries,
+        )
 
     async def run_sync(self, payload: bytes) -> bytes:
         """Run a sync webhook's execution; the msgpack-encoded `Reply`."""
@@ -443,10 +503,13 @@ class ExecutionActor:
             execution.finishedAt = now()
         # A final or durably waiting execution no longer needs its inbox entry.
         entry = event.entry if final or waits else None
-        delete = (
-            workflow is not None
-            and final
-            and execution.status in workflow.options.deleteExecutionOnStatus
+        # Not kept (options.keep, deleteExecutionOnStatus): forgotten in the same
+        # step that acks its entry and resumes its caller.
+        keep = (
+            workflow is None
+            or execution.status is None
+            or not final
+            or workflow.options.keeps(execution.status)
         )
         timers = [self._timer(execution, wait) for wait in waits or () if wait.fire_at is not None]
         caller = self._caller_resume(execution, event) if final else None
@@ -456,20 +519,15 @@ class ExecutionActor:
         jobs = journal.take()
         while True:
             try:
-                if delete:
-                    await self.log.delete(execution, entry=entry)
-                    if caller is not None:  # the caller still has to hear of the end
-                        await self.log.save(execution, jobs=(), resume_caller=caller)
-                        await self.log.delete(execution)
-                else:
-                    await self.log.save(
-                        execution,
-                        entry=entry,
-                        jobs=jobs,
-                        count_run=count_run,
-                        timers=timers,
-                        resume_caller=caller,
-                    )
+                await self.log.save(
+                    execution,
+                    entry=entry,
+                    jobs=jobs,
+                    count_run=count_run,
+                    timers=timers,
+                    resume_caller=caller,
+                    keep=keep,
+                )
                 break
             except (RedisError, OSError) as exc:
                 if time.monotonic() > deadline:
@@ -546,12 +604,10 @@ class ExecutionActor:
         caller, _ = await self._workflow(parent.workflowId, counted=True)
         if caller.sync and not version.sync:
             raise RuntimeError(f"a sync workflow can only call sync workflows; {key!r} is async")
-        child = TriggerEvent(
-            id=new_execution_id(),
+        child = TriggerEvent.start(
             key=version.key,
             workflowId=version.id,
             context=context if isinstance(context, dict) else {"value": context},
-            createdAt=time.time() * 1000,
             parent=Parent(
                 executionId=parent.id, jobId=job.id, key=parent.key, workflowId=parent.workflowId
             ),

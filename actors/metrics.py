@@ -41,6 +41,10 @@ class MetricsBuffer:
     def actor_started(self, actor: str) -> None:
         self._count(self.keys.metrics("actor_starts"), actor)
 
+    def count(self, name: str, field: str, n: int = 1) -> None:
+        """Add `n` to counter `field` of the figures called `name`."""
+        self._count(self.keys.metrics(name), field, n)
+
     def _count(self, name: str, field: str, n: int = 1) -> None:
         self._counts.setdefault(name, Counter())[field] += n
         self._schedule()

@@ -9,16 +9,12 @@ from __future__ import annotations
 import hashlib
 from typing import cast
 
-import ray
 from ray.actor import ActorHandle
 
 from engine.settings import Settings
 
 MAX_CONCURRENCY = 4096
-
-
-def supervisor_name(key: str) -> str:
-    return f"supervisor:{key}"
+HISTORY_WRITER = "history-writer"
 
 
 def executor_name(index: int) -> str:
@@ -63,26 +59,19 @@ def executors(settings: Settings) -> list[ActorHandle]:
     return [executor(settings, i) for i in range(settings.executors)]
 
 
-def supervisor(settings: Settings, key: str) -> ActorHandle:
-    from actors.supervisor import RemoteWorkflowSupervisor
+def history_writer(settings: Settings) -> ActorHandle:
+    """The deployment's one HistoryWriter (created by whoever asks first)."""
+    from actors.history_writer import RemoteHistoryWriter
 
-    handle = RemoteWorkflowSupervisor.options(
-        name=supervisor_name(key),
+    handle = RemoteHistoryWriter.options(
+        name=HISTORY_WRITER,
         namespace=settings.namespace,
         lifetime="detached",
         get_if_exists=True,
         max_restarts=-1,
         max_task_retries=0,
-        max_concurrency=64,
+        max_concurrency=16,
         num_cpus=0,
         resources=placement(settings),
-        scheduling_strategy="SPREAD",
-    ).remote(settings, key)
+    ).remote(settings)
     return cast(ActorHandle, handle)
-
-
-def existing_supervisor(settings: Settings, key: str) -> ActorHandle | None:
-    try:
-        return ray.get_actor(supervisor_name(key), namespace=settings.namespace)
-    except ValueError:
-        return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -152,31 +151,41 @@ class Router:
         except Exception:
             return False
 
-    # -- supervisors ---------------------------------------------------------------
+    # -- the pool, the history writer, the supervisors ---------------------------------
 
-    async def ensure_supervisors(self, keys: Iterable[str]) -> None:
-        """Make sure each enabled key has its supervisor (idempotent)."""
-        for key in keys:
-            for attempt in range(20):
-                handle = await asyncio.to_thread(pool.supervisor, self.settings, key)
-                try:
-                    await handle.start.remote()
-                    break
-                except ray.exceptions.RayActorError:
-                    # It was exiting after a disable; its name frees up shortly.
-                    await asyncio.sleep(0.1 * (attempt + 1))
+    async def ensure_history_writer(self) -> None:
+        """Make sure the deployment's HistoryWriter runs (idempotent)."""
+        handle = await asyncio.to_thread(pool.history_writer, self.settings)
+        await handle.stats.remote()
 
-    async def stop_supervisor(self, key: str) -> None:
-        """Ask a disabled workflow's supervisor to drain its inbox and exit."""
-        handle = await asyncio.to_thread(pool.existing_supervisor, self.settings, key)
-        if handle is not None:
-            try:
-                await handle.stop.remote()
-            except ray.exceptions.RayActorError:
-                pass
-
-    async def sync_supervisor(self, key: str, enabled: bool) -> None:
-        if enabled:
-            await self.ensure_supervisors([key])
-        else:
-            await self.stop_supervisor(key)
+    async def supervisors(self) -> list[dict[str, Any]]:
+        """Every workflow supervisor awake in the pool, one row per workflow
+        (a workflow active on several executors has one there each)."""
+        if not self._executors:
+            self.connect()
+        try:
+            replies: list[list[dict[str, Any]]] = await asyncio.gather(
+                *(e.supervisors.remote() for e in self._executors)
+            )
+        except _RAY_UNAVAILABLE as exc:
+            raise Unavailable(str(exc)) from exc
+        rows: dict[str, dict[str, Any]] = {}
+        for index, stats in enumerate(replies):
+            for row in stats:
+                merged = rows.setdefault(
+                    str(row["key"]),
+                    {
+                        **row,
+                        "inflight": 0,
+                        "dispatched": 0,
+                        "finished": 0,
+                        "quarantined": 0,
+                        "executors": [],
+                    },
+                )
+                for counter in ("inflight", "dispatched", "finished", "quarantined"):
+                    merged[counter] += row[counter]
+                merged["awakeSince"] = min(merged["awakeSince"], row["awakeSince"])
+                merged["idleSeconds"] = min(merged["idleSeconds"], row["idleSeconds"])
+                merged["executors"].append(pool.executor_name(index))
+        return sorted(rows.values(), key=lambda r: str(r["key"]))

@@ -1,4 +1,5 @@
-"""The `rayhook` command (SPEC §1): up, apply, list, executions, parse."""
+"""The `rayhook` command (SPEC §1): up, apply, list, executions, replay, migrate,
+parse, bench."""
 
 from __future__ import annotations
 
@@ -41,11 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     execs.add_argument("--page-size", type=int, default=20)
     _server_args(execs)
 
+    supervisors = commands.add_parser(
+        "supervisors", help="the workflow supervisors awake, with their backlog"
+    )
+    _server_args(supervisors)
+
     replay = commands.add_parser(
         "replay", help="run an execution's context again (current version)"
     )
     replay.add_argument("execution_id")
     _server_args(replay)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the history database's schema up to date (SPEC §9)"
+    )
+    migrate.add_argument(
+        "--url", help="the history database (default: RAYHOOK_HISTORY_URL or the data folder's)"
+    )
+    migrate.add_argument("--data-dir", default=os.environ.get("RAYHOOK_DATA_DIR", ".rayhook"))
 
     parse = commands.add_parser("parse", help="paths of a sample URL query or JSON body")
     parse.add_argument("sample", help="a URL / query string, or JSON text")
@@ -63,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         "parse": _parse,
         "bench": _bench,
         "replay": _replay,
+        "migrate": _migrate,
+        "supervisors": _supervisors,
     }
     try:
         return handler[args.command](args)
@@ -217,6 +233,21 @@ def _executions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _supervisors(args: argparse.Namespace) -> int:
+    client = AdminClient.from_args(args)
+    payload = client.call("GET", "supervisors:list")
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"{'SUPERVISOR':<28}{'RUNNING':>8}{'BACKLOG':>9}{'FINISHED':>10}{'IDLE S':>8}  EXECUTORS")
+    for row in payload["data"]:
+        print(
+            f"{row['name']:<28}{row['inflight']:>8}{row['backlog']:>9}{row['finished']:>10}"
+            f"{row['idleSeconds']:>8}  {','.join(row['executors'])}"
+        )
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     client = AdminClient.from_args(args)
     payload = client.call("POST", "executions:replay", params={"filterByTk": args.execution_id})
@@ -227,6 +258,24 @@ def _replay(args: argparse.Namespace) -> int:
     print(
         f"{run['id']}  {NAMES.get(run['status'], run['status'])}  (replay of {args.execution_id})"
     )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from engine.settings import Settings
+    from store import migrate
+    from store.history import redacted_url
+
+    url = (
+        args.url
+        or Settings.from_env({**os.environ, "RAYHOOK_DATA_DIR": args.data_dir}).history_database
+    )
+    try:
+        revision = migrate.upgrade(url)
+    except Exception as exc:
+        print(f"rayhook: migrate {redacted_url(url)}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{redacted_url(url)}: schema at revision {revision} (newest)")
     return 0
 
 

@@ -4,7 +4,7 @@ Starts, in order, a private Redis with AOF under the data folder (unless
 `REDIS_URL` is set), a Ray head bound to 127.0.0.1 (unless `RAY_ADDRESS` is set),
 and gunicorn serving the Falcon app; prints one line with `ready` and the URL.
 On SIGTERM/SIGINT it stops them in reverse order: gunicorn first (in-flight
-requests finish), then it lets every supervisor finish its running executions
+requests finish), then it lets every executor finish its running executions
 (unread inbox entries stay in Redis for the next start), then Ray, then Redis.
 """
 
@@ -25,6 +25,9 @@ from pathlib import Path
 import httpx
 
 from deploy import processes
+from engine.settings import Settings
+from store import migrate
+from store.history import redacted_url
 
 RAY_GCS_PORT = 6380  # not 6379: that is Redis's
 REDIS_PORT = 16379
@@ -77,6 +80,7 @@ class LocalStack:
             env["REDIS_URL"] = self._start_redis()
         if not env.get("RAY_ADDRESS"):
             env["RAY_ADDRESS"] = self._start_ray(timeout)
+        self._migrate()
         self._start_gunicorn(timeout)
 
     def _secret(self, name: str) -> str:
@@ -85,6 +89,15 @@ class LocalStack:
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    def _migrate(self) -> None:
+        """The history's schema is current before anything reads it (a bad
+        RAYHOOK_HISTORY_URL fails the start here, with the database's words)."""
+        url = Settings.from_env(self.env).history_database
+        try:
+            migrate.upgrade(url)
+        except Exception as exc:
+            raise RuntimeError(f"history store {redacted_url(url)}: {exc}") from exc
 
     def _start_redis(self) -> str:
         server = shutil.which("redis-server")
@@ -108,6 +121,13 @@ class LocalStack:
                 "yes",
                 "--appendfsync",
                 "always",
+                # Bounded: past the high watermark the ingress refuses async
+                # webhooks (503); noeviction keeps Redis from dropping accepted
+                # work to make room (SPEC §9).
+                "--maxmemory",
+                Settings.from_env(self.env).redis_maxmemory,
+                "--maxmemory-policy",
+                "noeviction",
                 "--save",
                 "",
                 "--protected-mode",
@@ -125,7 +145,7 @@ class LocalStack:
         gcs = processes.free_port(RAY_GCS_PORT)
         log_path = self.logs / "ray.log"
         log_path.write_bytes(b"")
-        # We drain supervisors ourselves; Ray's own SIGTERM drain would wait its full
+        # We drain the executors ourselves; Ray's own SIGTERM drain would wait its full
         # 30 s for detached actors that never finish.
         env = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **self.env}
         self.ray = processes.spawn(
@@ -198,10 +218,10 @@ class LocalStack:
 
     def stop(self) -> None:
         # gunicorn stops accepting and finishes in-flight requests while the
-        # supervisors stop taking new inbox entries and finish running executions.
+        # executors stop taking new inbox entries and finish running executions.
         draining = None
         if self.ray is not None and self.ray.poll() is None:
-            draining = self._drain_supervisors()
+            draining = self._drain_executors()
         if self.gunicorn is not None:
             graceful = float(self.env.get("RAYHOOK_GRACEFUL_TIMEOUT", "30"))
             processes.stop(self.gunicorn, timeout=graceful + 5)
@@ -215,15 +235,16 @@ class LocalStack:
         if self.redis is not None:
             processes.stop(self.redis, timeout=30)  # SIGTERM: Redis flushes its AOF
 
-    def _drain_supervisors(self) -> subprocess.Popen[bytes]:
-        """Let running async executions finish (bounded) before Ray goes away;
-        unread inbox entries stay for the next start."""
+    def _drain_executors(self) -> subprocess.Popen[bytes]:
+        """Let running async executions finish (bounded) before Ray goes away:
+        the executors stop reading the inboxes; unread entries stay for the
+        next start."""
         code = (
             "import os, ray\n"
             "ray.init(address=os.environ['RAY_ADDRESS'], namespace=os.environ.get("
             "'RAYHOOK_NAMESPACE', 'rayhook'), log_to_driver=False)\n"
             "names = [a['name'] for a in ray.util.list_named_actors(all_namespaces=True)\n"
-            "         if a['name'].startswith('supervisor:')\n"
+            "         if a['name'].startswith('executor:')\n"
             "         and a['namespace'] == os.environ.get('RAYHOOK_NAMESPACE', 'rayhook')]\n"
             "handles = [ray.get_actor(n) for n in names]\n"
             f"print(ray.get([h.drain.remote({DRAIN_SECONDS}) for h in handles], "

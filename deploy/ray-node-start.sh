@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Entry point of an ingress pod (RayCluster worker group `ingress`,
-# deploy/kubernetes/raycluster.yaml): a Ray worker node and the rayhook HTTP
-# ingress in one container.
+# Entry point of an ingress pod (Deployment rayhook-ingress,
+# deploy/kubernetes/ingress-deployment.yaml): a Ray worker node and the rayhook
+# HTTP ingress in one container.
 #
-#   1. Starts the Ray node in the background: KubeRay's generated command
-#      ($KUBERAY_GEN_RAY_START_CMD, which carries --block), or, outside KubeRay,
-#      `python -m deploy.ray_node --address=$RAY_HEAD_ADDRESS --num-cpus=0
-#      --resources={"ingress": 1} $RAYHOOK_RAY_START_ARGS` (`ray start` that can
-#      also join a loopback-only cluster on one machine, as the tests do).
+#   1. Starts the Ray node in the background: with RAY_HEAD_ADDRESS (the
+#      Deployment, and the tests), `python -m deploy.ray_node
+#      --address=$RAY_HEAD_ADDRESS --num-cpus=0 --resources={"ingress": 1}
+#      $RAYHOOK_RAY_START_ARGS` (`ray start` that can also join a loopback-only
+#      cluster on one machine, as the tests do); in a KubeRay worker group, KubeRay's
+#      generated command ($KUBERAY_GEN_RAY_START_CMD, which carries --block).
 #   2. Waits until the local raylet is up ("Ray runtime started." and the address
 #      file that `ray.init(address="auto")` reads).
 #   3. Starts gunicorn (`-c python:deploy.gunicorn_conf ingress.asgi:app`); each

@@ -109,9 +109,20 @@ class WebhookConfig(StrictFrozen, frozen=True):
 
 
 class Options(StrictFrozen, frozen=True):
+    """`keep` says which final executions go to the history store (SPEC §9):
+    `all`, `failed` (RESOLVED ones are not kept) or `none`;
+    `deleteExecutionOnStatus` (NocoBase's) drops those ending in its statuses."""
+
     timeout: int = 0
     deleteExecutionOnStatus: list[int] = []
     stackLimit: int = 1
+    keep: Literal["all", "failed", "none"] = "all"
+
+    def keeps(self, status: int) -> bool:
+        """Whether a final execution in `status` is kept in the history."""
+        if self.keep == "none" or status in self.deleteExecutionOnStatus:
+            return False
+        return not (self.keep == "failed" and status == 1)
 
 
 class NodeDefinition(Strict):

@@ -16,12 +16,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def new_execution_id() -> str:
-    """A time-ordered, globally unique id: 48-bit milliseconds + 80 random bits (hex).
+def new_execution_id(ms: int | None = None) -> str:
+    """A time-ordered, globally unique id: 48-bit milliseconds (`ms`, default now)
+    + 80 random bits, in hex.
 
     Generated where an event is accepted so that a redelivered inbox entry maps to
-    the same execution (the exactly-once effect rests on it)."""
-    return f"{time.time_ns() // 1_000_000:012x}{int.from_bytes(os.urandom(10), 'big'):020x}"
+    the same execution (the exactly-once effect rests on it). Its first 12 hex
+    digits are its creation time: ids sort newest last, and a time range is an id
+    range (the history store pages and partitions by it)."""
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
+    return f"{ms:012x}{int.from_bytes(os.urandom(10), 'big'):020x}"
+
+
+def id_bound(ms: int) -> str:
+    """The smallest execution id created at or after `ms`."""
+    return f"{max(0, ms):012x}"
 
 
 def job_id(execution_id: str, sequence: int) -> str:
@@ -30,6 +40,12 @@ def job_id(execution_id: str, sequence: int) -> str:
 
 def execution_id_of_job(jid: str) -> str:
     return jid.rpartition("-")[0]
+
+
+def in_run_order(jobs: list[Job]) -> list[Job]:
+    """Jobs in the order they started (by the sequence number in their id)."""
+    jobs.sort(key=lambda j: int(j.id.rpartition("-")[2]))
+    return jobs
 
 
 class Resume(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -68,6 +84,22 @@ class TriggerEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     parent: Parent | None = None  # set: a subflow call
     stack: list[str] = []  # workflow keys of the calling executions, outermost first
 
+    @classmethod
+    def start(
+        cls, *, key: str, workflowId: int, context: dict[str, Any], **fields: Any
+    ) -> TriggerEvent:
+        """An event that starts a new execution: its id and `createdAt` come from
+        one clock reading, so the id's time prefix is its creation time."""
+        ms = time.time_ns() // 1_000_000
+        return cls(
+            id=new_execution_id(ms),
+            key=key,
+            workflowId=workflowId,
+            context=context,
+            createdAt=float(ms),
+            **fields,
+        )
+
 
 class Job(msgspec.Struct, kw_only=True):
     """One node run: a row of the execution log (NocoBase `jobs`)."""
@@ -100,6 +132,8 @@ class Execution(msgspec.Struct, kw_only=True):
     parentExecutionId: str | None = None
     stack: list[str] = []
     waiting: list[str] = []  # ids of the jobs a STARTED execution waits on
+    attempt: int = 1  # runs of this execution so far (options.retry, SPEC §11)
+    exhausted: bool = False  # final after its last attempt failed
     createdAt: datetime
     startedAt: datetime | None = None
     finishedAt: datetime | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import msgspec
 
@@ -80,6 +81,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     [RAYHOOK_REDACT_HEADERS] (comma-separated), metrics_token
     [RAYHOOK_METRICS_TOKEN] (a bearer token that shows per-workflow series on
     /metrics; the admin token does too).
+
+    History and backpressure (SPEC §9): history_url [RAYHOOK_HISTORY_URL]
+    (`sqlite:///PATH` or `postgresql://...`; default `history.db` in the data
+    folder, as an absolute path so every process opens the same file),
+    history_max_age [RAYHOOK_HISTORY_MAX_AGE] (seconds a final execution is kept,
+    from its creation; 0 = forever; written as `14d`, `12h`...),
+    history_max_count [RAYHOOK_HISTORY_MAX_COUNT] (0 = no limit), redis_maxmemory
+    [RAYHOOK_REDIS_MAXMEMORY] (the private Redis of `rayhook up`),
+    redis_high_watermark [RAYHOOK_REDIS_HIGH_WATERMARK] (share of Redis's
+    maxmemory above which async webhooks are refused with 503), max_backlog
+    [RAYHOOK_MAX_BACKLOG] (inbox entries per workflow above which its async
+    webhooks are refused with 503).
+
+    Consumption (the executors read the inboxes): supervisor_linger
+    [RAYHOOK_SUPERVISOR_LINGER] (a workflow's supervisor retires after this long
+    with nothing running), stale_ms [RAYHOOK_STALE_AFTER] (an inbox entry idle
+    this long has no live consumer and is taken over), poison_deliveries
+    [RAYHOOK_POISON_DELIVERIES] (an entry delivered more often than this without
+    being settled crashed its executor each time: it is quarantined).
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -121,17 +141,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return min(self.script_workflow_slots, self.script_sandboxes)
         return max(1, self.script_sandboxes - 1)
 
+    history_url: str = ""
+    history_max_age: float = 14 * 86400.0
+    history_max_count: int = 0
+    redis_maxmemory: str = "1gb"
+    redis_high_watermark: float = 0.8
+    max_backlog: int = 1_000_000
+    supervisor_linger: float = 60.0
+    stale_ms: int = 30_000
+    poison_deliveries: int = 3
+
+    @property
+    def history_database(self) -> str:
+        """The history store's URL (the data folder's SQLite file by default)."""
+        return self.history_url or default_history_url(self.data_dir)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if environ is None else environ
         d = cls()
+        data_dir = e.get("RAYHOOK_DATA_DIR") or d.data_dir
         return cls(
             redis_url=e.get("REDIS_URL") or d.redis_url,
             namespace=e.get("RAYHOOK_NAMESPACE") or d.namespace,
             admin_token=e.get("RAYHOOK_ADMIN_TOKEN") or None,
             host=e.get("RAYHOOK_HOST") or d.host,
             port=int(e.get("RAYHOOK_PORT") or d.port),
-            data_dir=e.get("RAYHOOK_DATA_DIR") or d.data_dir,
+            data_dir=data_dir,
             ray_address=e.get("RAY_ADDRESS") or None,
             max_body_bytes=int(e.get("RAYHOOK_MAX_BODY_BYTES") or d.max_body_bytes),
             max_json_depth=int(e.get("RAYHOOK_MAX_JSON_DEPTH") or d.max_json_depth),
@@ -169,7 +205,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_reply_body_bytes=_bytes(e, "RAYHOOK_MAX_REPLY_BODY_BYTES", d.max_reply_body_bytes),
             redact_headers=_header_names(e.get("RAYHOOK_REDACT_HEADERS")),
             metrics_token=e.get("RAYHOOK_METRICS_TOKEN") or None,
+            history_url=e.get("RAYHOOK_HISTORY_URL") or default_history_url(data_dir),
+            history_max_age=parse_duration(e.get("RAYHOOK_HISTORY_MAX_AGE") or "14d"),
+            history_max_count=max(0, int(e.get("RAYHOOK_HISTORY_MAX_COUNT") or 0)),
+            redis_maxmemory=e.get("RAYHOOK_REDIS_MAXMEMORY") or d.redis_maxmemory,
+            redis_high_watermark=_share(
+                e.get("RAYHOOK_REDIS_HIGH_WATERMARK"), d.redis_high_watermark
+            ),
+            max_backlog=max(1, int(e.get("RAYHOOK_MAX_BACKLOG") or d.max_backlog)),
+            supervisor_linger=parse_duration(e.get("RAYHOOK_SUPERVISOR_LINGER") or "60s"),
+            stale_ms=int(1000 * parse_duration(e.get("RAYHOOK_STALE_AFTER") or "30s")),
+            poison_deliveries=max(1, int(e.get("RAYHOOK_POISON_DELIVERIES") or 3)),
         )
+
+
+def default_history_url(data_dir: str) -> str:
+    """The embedded SQLite history of a data folder (absolute: actors run elsewhere)."""
+    return f"sqlite:///{Path(data_dir).resolve() / 'history.db'}"
+
+
+def _share(value: str | None, default: float) -> float:
+    """A fraction in (0, 1]."""
+    if value is None or not value.strip():
+        return default
+    share = float(value)
+    if not 0 < share <= 1:
+        raise ValueError(f"RAYHOOK_REDIS_HIGH_WATERMARK must be in (0, 1], not {value!r}")
+    return share
 
 
 def _flag(value: str | None, *, default: bool) -> bool:

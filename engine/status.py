@@ -44,3 +44,4 @@ class Reason:
     TIMEOUT: Final = "timeout"
     MANUAL_CANCEL: Final = "manual_cancel"
     PARENT_ABORTED: Final = "parent_aborted"
+    CRASHED_EXECUTOR: Final = "crashed_executor"  # quarantined: its runs killed the executor

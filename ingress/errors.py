@@ -13,14 +13,16 @@ log = logging.getLogger("rayhook.ingress")
 _encode = msgspec.json.Encoder().encode
 
 
-def error_body(*messages: str) -> bytes:
+def error_body(*messages: str, cause: str | None = None) -> bytes:
+    if cause is not None:
+        return _encode({"errors": [{"message": m, "cause": cause} for m in messages]})
     return _encode({"errors": [{"message": m} for m in messages]})
 
 
 def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
     """Falcon's error serializer: our envelope, JSON always."""
     messages = getattr(exc, "messages", None) or [exc.description or exc.title or "error"]
-    resp.data = error_body(*messages)
+    resp.data = error_body(*messages, cause=getattr(exc, "cause", None))
     resp.content_type = falcon.MEDIA_JSON
 
 

@@ -21,10 +21,14 @@ class Ready:
         self.services = services
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Ready when Redis and Ray answer. The history store is reported but does
+        not decide: while it is down webhooks are still served (executions wait
+        in Redis), so the pod must keep its traffic."""
         redis_ok = await self._redis()
         ray_ok = await self.services.router.ready()
+        history_ok = await self.services.history.ping()
         status = 200 if redis_ok and ray_ok else 503
-        reply(resp, {"redis": redis_ok, "ray": ray_ok}, status=status)
+        reply(resp, {"redis": redis_ok, "ray": ray_ok, "history": history_ok}, status=status)
 
     async def _redis(self) -> bool:
         try:

@@ -21,6 +21,7 @@ without their key); a wrong token gets 401.
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from time import perf_counter
 from typing import Any
@@ -54,6 +55,11 @@ SUPERVISOR = "WorkflowSupervisor"
 REQUESTS = Counter(
     "rayhook_webhook_requests", "Webhook requests by workflow key and status.", ["key", "status"]
 )
+REFUSED = Counter(
+    "rayhook_webhook_refused",
+    "Webhooks refused with 503, by cause (redis_memory, backlog, store_unavailable, ...).",
+    ["reason"],
+)
 ACCEPT_SECONDS = Histogram(
     "rayhook_webhook_seconds",
     "Time to answer a webhook (async: accepted and stored; sync: the reply).",
@@ -80,6 +86,9 @@ class WebhookMetrics:
         REQUESTS.labels(key=key or "", status=str(status)).inc()
         mode = getattr(req.context, "mode", "") or "none"
         ACCEPT_SECONDS.labels(mode=mode).observe(perf_counter() - started)
+        refused = getattr(req.context, "refused", None)
+        if refused is not None:
+            REFUSED.labels(reason=refused).inc()
 
 
 class MetricsResource:
@@ -118,9 +127,10 @@ class MetricsResource:
         for key in enabled:
             pipe.xlen(keys.inbox(key))
             pipe.xpending(keys.inbox(key), INBOX_GROUP)
-        for name in ("executions", "execution_seconds", "job_seconds", "actor_starts"):
+        for name in ("executions", "execution_seconds", "job_seconds", "actor_starts", "history"):
             pipe.hgetall(keys.metrics(name))
         replies = await pipe.execute(raise_on_error=False)
+        history = await self._history()
         backlog = GaugeMetricFamily(
             "rayhook_inbox_backlog",
             "Accepted async events not yet final, per workflow.",
@@ -135,7 +145,9 @@ class MetricsResource:
                 backlog.add_metric([key], length)
             if isinstance(summary, dict):
                 pending.add_metric([key], summary.get("pending", 0))
-        executions, durations, jobs, starts = (_decoded(r) for r in replies[2 * len(enabled) :])
+        executions, durations, jobs, starts, moves = (
+            _decoded(r) for r in replies[2 * len(enabled) :]
+        )
         by_status = CounterMetricFamily(
             "rayhook_executions",
             "Executions that ended, by workflow key and status.",
@@ -160,7 +172,36 @@ class MetricsResource:
             ),
             _histogram("rayhook_job_duration_seconds", "Node job run time.", "type", jobs),
             restarts,
+            *history,
+            *_counters("rayhook_history", "Executions the history writer", moves),
         ]
+
+    async def _history(self) -> list[Any]:
+        """The history store and the way to it (SPEC §9), and Redis's memory."""
+        services = self.services
+        memory = services.memory
+        used = GaugeMetricFamily("rayhook_redis_memory_used_bytes", "Redis used_memory.")
+        used.add_metric([], memory.used)
+        limit = GaugeMetricFamily(
+            "rayhook_redis_memory_max_bytes", "Redis maxmemory (0: none set)."
+        )
+        limit.add_metric([], memory.limit)
+        up = GaugeMetricFamily(
+            "rayhook_history_up", "1 when the history database answers (0: executions wait)."
+        )
+        up.add_metric([], 1.0 if await services.history.ping() else 0.0)
+        waiting = GaugeMetricFamily(
+            "rayhook_history_queue", "Final executions in Redis, not yet in the history store."
+        )
+        oldest_age = GaugeMetricFamily(
+            "rayhook_history_queue_oldest_seconds",
+            "How long the oldest final execution has waited to be moved.",
+        )
+        queue = services.history_queue
+        waiting.add_metric([], await queue.length())
+        oldest = await queue.oldest_ms()
+        oldest_age.add_metric([], max(0.0, time.time() - oldest / 1000) if oldest else 0.0)
+        return [used, limit, up, waiting, oldest_age]
 
 
 class _Static:
@@ -188,6 +229,16 @@ def _without_keys(family: Any) -> Any:
     for (name, pairs), total in totals.items():
         out.add_sample(name, dict(pairs), total)
     return out
+
+
+def _counters(name: str, doc: str, fields: dict[str, str]) -> list[Any]:
+    """`<name>_<field>_total` counters from one hash (history: moved, pruned)."""
+    families = []
+    for field, value in sorted(fields.items()):
+        family = CounterMetricFamily(f"{name}_{field}", f"{doc} {field}.")
+        family.add_metric([], float(value))
+        families.append(family)
+    return families
 
 
 def _decoded(reply: Any) -> dict[str, str]:

@@ -11,11 +11,15 @@ import ray
 
 from actors.router import Router
 from engine.settings import Settings
+from ingress.backpressure import RedisMemory
 from ingress.routes import RouteTable
 from store.batching import PipelineBatcher
 from store.connection import connect, load_scripts
 from store.deliveries import Deliveries
+from store.execution_search import ExecutionSearch
 from store.executions import ExecutionLog
+from store.history import HistoryStore
+from store.history_queue import HistoryQueue
 from store.inbox import Inbox
 from store.keys import Keys
 from store.workflows import WorkflowStore
@@ -33,7 +37,11 @@ class Services:
         self.inbox = Inbox(self.redis, self.keys, self.batcher)
         self.executions = ExecutionLog(self.redis, self.keys, self.batcher)
         self.deliveries = Deliveries(self.redis, self.keys, self.batcher)
+        self.history = HistoryStore(settings.history_database, pool_size=4, max_overflow=4)
+        self.history_queue = HistoryQueue(self.redis, self.keys)
+        self.search = ExecutionSearch(self.executions, self.history, self.history_queue)
         self.routes = RouteTable(self.redis, self.keys, self.workflows)
+        self.memory = RedisMemory(self.redis, settings.redis_high_watermark)
         self.router = Router(settings)
 
     async def start(self) -> None:
@@ -48,12 +56,15 @@ class Services:
         try:
             await load_scripts(self.redis)
             await self.routes.refresh_all()
-            await self.router.ensure_supervisors((await self.workflows.enabled_ids()).keys())
+            await self.router.ensure_history_writer()
         except Exception as exc:  # Redis down at boot: serve 503s until it is back
             log.warning("startup could not reach redis: %s", exc)
         self.routes.start()
+        self.memory.start()
 
     async def stop(self) -> None:
+        await self.memory.stop()
         await self.routes.stop()
         await self.batcher.drain()
         await self.redis.aclose()
+        await self.history.close()

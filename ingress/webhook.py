@@ -21,20 +21,29 @@ import falcon.asgi
 import msgspec
 from redis.exceptions import RedisError
 
-from actors.router import Unavailable
+from actors.router import Unavailable as ExecutorsUnavailable
 from engine.caps import Caps
-from engine.records import Reply, TriggerEvent, new_execution_id
+from engine.records import Reply, TriggerEvent
 from ingress.auth import BASIC_CHALLENGE, basic_allows
 from ingress.body import decode_json, has_body, huge_ints_as_doubles, is_json_media, read_body
 from ingress.errors import error_body
 from ingress.querystring import parse_query_string
+from ingress.refusals import (
+    backlog_full,
+    executors_unavailable,
+    redis_memory_high,
+    refuse,
+    store_unavailable,
+    workflow_changing,
+)
 from ingress.routes import Route
 from ingress.services import Services
 from ingress.signatures import verify
 from store.deliveries import digest
-from store.inbox import Duplicate, NotEnabled, StaleRoute
+from store.inbox import BacklogFull, Duplicate, NotEnabled, StaleRoute
 
 EXECUTION_HEADER = "X-Rayhook-Execution"
+
 SIGNATURE_CHALLENGE = 'Signature realm="rayhook"'
 _encode = msgspec.json.Encoder().encode
 _pack = msgspec.msgpack.Encoder().encode
@@ -90,11 +99,15 @@ class WebhookResource:
         self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
     ) -> Reply:
         """Store the event, then build the configured reply."""
+        if self.services.memory.high:
+            refuse(req, redis_memory_high(self.settings.redis_high_watermark))
+        cap = self.settings.max_backlog
         for _attempt in range(2):
             event = _event(req, route, query, body, self.redacted)
             dedupe = self._dedupe(route, event)
+            add = partial(self.services.inbox.add, event, dedupe, max_backlog=cap)
             try:
-                await _encodable(event, partial(self.services.inbox.add, event, dedupe))
+                await _encodable(event, add)
             except Duplicate as repeat:  # answered like the first, nothing queued
                 reply = self._async_reply(route, event)
                 reply.executionId = repeat.execution_id
@@ -111,14 +124,14 @@ class WebhookResource:
                 if route.sync:
                     return await self._run_sync(req, route, query, body, raw)
                 continue
+            except BacklogFull as full:
+                refuse(req, backlog_full(full.backlog, cap))
             except (RedisError, OSError):
-                raise falcon.HTTPServiceUnavailable(
-                    description="the event store is unavailable; retry later"
-                ) from None
+                refuse(req, store_unavailable())
             reply = self._async_reply(route, event)
             reply.executionId = event.id
             return reply
-        raise falcon.HTTPServiceUnavailable(description="the workflow is changing; retry")
+        raise workflow_changing()
 
     def _async_reply(self, route: Route, event: TriggerEvent) -> Reply:
         """The configured reply, within the reply caps (the event is stored)."""
@@ -150,22 +163,22 @@ class WebhookResource:
     async def _run_sync(
         self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
     ) -> Reply:
+        if self.services.memory.high:
+            refuse(req, redis_memory_high(self.settings.redis_high_watermark))
         event = _event(req, route, query, body, self.redacted)
         dedupe = self._dedupe(route, event)
         if dedupe is None:
-            return await self._call(route, event)
+            return await self._call(req, route, event)
         deliveries = self.services.deliveries
         event_digest, window = dedupe
         try:
             first = await deliveries.claim(route.key, event_digest, event.id, window)
         except (RedisError, OSError):
-            raise falcon.HTTPServiceUnavailable(
-                description="the event store is unavailable; retry later"
-            ) from None
+            refuse(req, store_unavailable())
         if first is not None:
             return await self._first_reply(route, event_digest, first)
         try:
-            reply = await self._call(route, event)
+            reply = await self._call(req, route, event)
         except falcon.HTTPError:
             await deliveries.release(route.key, event_digest)
             raise
@@ -193,7 +206,7 @@ class WebhookResource:
             executionId=first,
         )
 
-    async def _call(self, route: Route, event: TriggerEvent) -> Reply:
+    async def _call(self, req: falcon.asgi.Request, route: Route, event: TriggerEvent) -> Reply:
         limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else None
         try:
             return await asyncio.wait_for(
@@ -205,10 +218,8 @@ class WebhookResource:
                 message=f"the workflow did not finish within {route.timeout_ms} ms",
                 executionId=event.id,
             )
-        except Unavailable:
-            raise falcon.HTTPServiceUnavailable(
-                description="the execution service is unavailable; retry later"
-            ) from None
+        except ExecutorsUnavailable:
+            refuse(req, executors_unavailable())
 
     async def _not_allowed(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str
@@ -238,12 +249,10 @@ def _event(
     body: Any,
     redacted: frozenset[str],
 ) -> TriggerEvent:
-    return TriggerEvent(
-        id=new_execution_id(),
+    return TriggerEvent.start(
         key=route.key,
         workflowId=route.version_id,
         context=route.trigger.build_context(req.headers_lower, query, body, redacted),
-        createdAt=time.time() * 1000,
     )
 
 

@@ -56,7 +56,19 @@ EXECUTION_SAVE = Script.load("execution_save")
 VERSION_ENABLE = Script.load("version_enable")
 VERSION_DISABLE = Script.load("version_disable")
 TIMERS_FIRE = Script.load("timers_fire")
-ALL_SCRIPTS = (INBOX_ADD, EXECUTION_SAVE, VERSION_ENABLE, VERSION_DISABLE, TIMERS_FIRE)
+HISTORY_MOVED = Script.load("history_moved")
+INBOX_PUSH = Script.load("inbox_push")
+DRAIN_DONE = Script.load("drain_done")
+ALL_SCRIPTS = (
+    INBOX_ADD,
+    INBOX_PUSH,
+    DRAIN_DONE,
+    EXECUTION_SAVE,
+    VERSION_ENABLE,
+    VERSION_DISABLE,
+    TIMERS_FIRE,
+    HISTORY_MOVED,
+)
 
 
 async def load_scripts(client: aioredis.Redis) -> None:

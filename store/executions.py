@@ -1,7 +1,8 @@
-"""The execution log: executions and their jobs, indexed by workflow key and
-status. Writes go through the process's `PipelineBatcher`; job writes are fired
-and forgotten, execution writes are awaited (their order in the pipeline means
-the jobs before them are stored too)."""
+"""The execution log's hot part: executions and their jobs in Redis, indexed by
+workflow key and status, until the history writer moves the final ones to SQL.
+Writes go through the process's `PipelineBatcher`; job writes are fired and
+forgotten, execution writes are awaited (their order in the pipeline means the
+jobs before them are stored too)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import msgspec
 import redis.asyncio as aioredis
 
 from engine.jsvalues import iso_datetime
-from engine.records import Execution, Job, execution_id_of_job
+from engine.records import Execution, Job, execution_id_of_job, in_run_order
+from engine.status import is_final
 from store.batching import PipelineBatcher
 from store.connection import EXECUTION_SAVE, TIMERS_FIRE
+from store.filters import ExecutionFilter
 from store.keys import INBOX_GROUP, Keys
 
 
@@ -37,6 +40,7 @@ def _enc_hook(obj: Any) -> Any:
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 _decode_execution = msgspec.json.Decoder(Execution).decode
 _decode_job = msgspec.json.Decoder(Job).decode
+_decode_jobs = msgspec.json.Decoder(list[Job]).decode
 
 
 def encode(value: Any) -> bytes:
@@ -58,6 +62,11 @@ def _status_text(status: int | None) -> str:
 
 
 class ExecutionLog:
+    """The hot executions in Redis (SPEC §9): running and waiting ones under
+    their own keys, final ones on the history stream until the history writer
+    has moved them to SQL (`store.history`). `store.execution_search` reads
+    both stores together."""
+
     def __init__(self, client: aioredis.Redis, keys: Keys, batcher: PipelineBatcher) -> None:
         self.client = client
         self.keys = keys
@@ -77,9 +86,12 @@ class ExecutionLog:
         count_run: bool = False,
         timers: Sequence[Timer] = (),
         resume_caller: tuple[str, bytes] | None = None,
+        keep: bool = True,
     ) -> None:
         """Store the execution's current state, with `jobs` not yet written.
 
+        A final execution goes to the history stream with all its jobs (or, with
+        `keep=False`, is forgotten: `options.keep`, `deleteExecutionOnStatus`).
         With `entry`, also XACK+XDEL that inbox entry in the same atomic step (the
         execution is final, or durably waiting); with `count_run`, count a run of
         its version; `timers` are its waiting delay jobs; `resume_caller` is
@@ -87,34 +99,28 @@ class ExecutionLog:
         stored is kept: the call then only acks."""
         await self.batcher.submit_script(
             EXECUTION_SAVE,
-            *self._save_args(
-                execution, encode(execution), entry, jobs, count_run, timers, resume_caller
-            ),
+            *self._save_args(execution, entry, jobs, count_run, timers, resume_caller, keep),
         )
 
     def show(self, execution: Execution) -> None:
         """Store a running execution's state without waiting (a progress mark)."""
         self.batcher.fire_script(
-            EXECUTION_SAVE, *self._save_args(execution, encode(execution), None, (), False)
-        )
-
-    async def delete(self, execution: Execution, *, entry: str | None = None) -> None:
-        """Forget an execution and its jobs (`deleteExecutionOnStatus`)."""
-        await self.batcher.submit_script(
-            EXECUTION_SAVE, *self._save_args(execution, b"", entry, (), False)
+            EXECUTION_SAVE, *self._save_args(execution, None, (), False, (), None, True)
         )
 
     def _save_args(
         self,
         execution: Execution,
-        payload: bytes,
         entry: str | None,
         jobs: Sequence[Job],
         count_run: bool,
-        timers: Sequence[Timer] = (),
-        resume_caller: tuple[str, bytes] | None = None,
+        timers: Sequence[Timer],
+        resume_caller: tuple[str, bytes] | None,
+        keep: bool,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys
+        final = is_final(execution.status)
+        mode = ("final" if keep else "drop") if final else "hot"
         score = int(execution.createdAt.timestamp() * 1000)
         keys = [
             k.execution(execution.id),
@@ -125,10 +131,15 @@ class ExecutionLog:
             k.timers(execution.key),
             k.timer_events(execution.key),
             k.inbox(resume_caller[0] if resume_caller else execution.key),
+            k.history,
+            k.moving,
+            k.timers_due,
+            k.draining,
         ]
         args: list[Any] = [
             execution.id,
-            payload,
+            mode,
+            encode(execution) if mode != "drop" else b"",
             _status_text(execution.status),
             score,
             k.executions(),
@@ -141,17 +152,27 @@ class ExecutionLog:
         for timer in timers:
             args += [int(timer.fire_at), timer.member, timer.event]
         args.append(resume_caller[1] if resume_caller else "")
+        args.append(resume_caller[0] if resume_caller else "")
+        args.append(execution.key)
         for job in jobs:
             args.append(job.id)
             args.append(encode(job))
         return keys, args
 
+    async def due_timers(self, now_ms: float, limit: int = 1000) -> list[str]:
+        """Workflow keys with a timer due by `now_ms`."""
+        keys = await self.client.zrangebyscore(
+            self.keys.timers_due, "-inf", int(now_ms), start=0, num=limit
+        )
+        return [k.decode() for k in keys]
+
     async def fire_timers(self, key: str, now_ms: float, limit: int = 100) -> int:
         """Move due timers of `key` into its inbox; how many fired."""
+        k = self.keys
         fired = await self.batcher.submit_script(
             TIMERS_FIRE,
-            [self.keys.timers(key), self.keys.timer_events(key), self.keys.inbox(key)],
-            [int(now_ms), limit],
+            [k.timers(key), k.timer_events(key), k.inbox(key), k.timers_due, k.draining],
+            [int(now_ms), limit, key],
         )
         return int(fired)
 
@@ -162,21 +183,46 @@ class ExecutionLog:
     # -- reads --------------------------------------------------------------------
 
     async def get(self, execution_id: str) -> Execution | None:
-        raw = await self.client.get(self.keys.execution(execution_id))
-        return _decode_execution(raw) if raw else None
+        found = await self.get_with_jobs(execution_id, with_jobs=False)
+        return found[0] if found else None
+
+    async def get_with_jobs(
+        self, execution_id: str, *, with_jobs: bool = True
+    ) -> tuple[Execution, list[Job]] | None:
+        """A hot execution (and its jobs), wherever it is in Redis; None when
+        Redis does not hold it (never stored, or moved to the history)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.execution(execution_id))
+        pipe.hget(self.keys.moving, execution_id)
+        if with_jobs:
+            pipe.hvals(self.keys.jobs(execution_id))
+        replies = await pipe.execute()
+        raw, entry = replies[0], replies[1]
+        if raw:
+            return _decode_execution(raw), _sorted_jobs(replies[2]) if with_jobs else []
+        if entry:
+            moving = await self._moving([entry.decode()])
+            if moving:
+                execution, jobs_json = moving[0]
+                return execution, in_run_order(_decode_jobs(jobs_json)) if with_jobs else []
+        return None
 
     async def jobs(self, execution_id: str) -> list[Job]:
-        raw = await self.client.hvals(self.keys.jobs(execution_id))
-        jobs = [_decode_job(item) for item in raw]
-        jobs.sort(key=lambda j: int(j.id.rpartition("-")[2]))
-        return jobs
+        written = await self.client.hvals(self.keys.jobs(execution_id))
+        if written:
+            return _sorted_jobs(written)
+        found = await self.get_with_jobs(execution_id)
+        return found[1] if found else []
 
     async def job(self, jid: str) -> Job | None:
         raw = await self.client.hget(self.keys.jobs(execution_id_of_job(jid)), jid)
-        return _decode_job(raw) if raw else None
+        if raw:
+            return _decode_job(raw)
+        found = await self.get_with_jobs(execution_id_of_job(jid))
+        return next((j for j in found[1] if j.id == jid), None) if found else None
 
     async def statuses(self, execution_ids: Sequence[str]) -> list[int | str | None]:
-        """Each id's status; `"missing"` for an id never stored."""
+        """Each id's status; `"missing"` for an id Redis does not hold."""
         if not execution_ids:
             return []
         raw = await self.client.hmget(self.keys.execution_statuses, list(execution_ids))
@@ -190,22 +236,62 @@ class ExecutionLog:
                 out.append(int(value))
         return out
 
-    async def page(
-        self,
-        *,
-        key: str | None = None,
-        status: int | str | None = "any",
-        page: int = 1,
-        page_size: int = 20,
-    ) -> tuple[list[Execution], int]:
-        """Newest first; the page and the count of every matching execution."""
-        index = self.keys.executions(key, status)
-        start = (page - 1) * page_size
+    async def moving_entries(self, execution_ids: Sequence[str]) -> list[str | None]:
+        """The history stream entry of each final execution still in Redis."""
+        if not execution_ids:
+            return []
+        raw = await self.client.hmget(self.keys.moving, list(execution_ids))
+        return [r.decode() if r else None for r in raw]
+
+    async def hot(self, where: ExecutionFilter) -> list[Execution]:
+        """Every hot execution `where` matches, newest first (a hot set is
+        bounded by the backlog and the writer's lag, never by uptime)."""
+        indexes = [self.keys.executions(where.key, s) for s in where.statuses] or [
+            self.keys.executions(where.key)
+        ]
+        low = "-inf" if where.created_from is None else where.created_from
+        high = "+inf" if where.created_to is None else where.created_to
         pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(index)
-        pipe.zrevrange(index, start, start + page_size - 1)
-        count, ids = await pipe.execute()
-        if not ids:
-            return [], int(count)
-        raws = await self.client.mget([self.keys.execution(i.decode()) for i in ids])
-        return [_decode_execution(r) for r in raws if r], int(count)
+        for index in indexes:
+            pipe.zrangebyscore(index, low, high)
+        ids = sorted({i.decode() for reply in await pipe.execute() for i in reply}, reverse=True)
+        if where.before:
+            ids = [i for i in ids if i < where.before]
+        found: list[Execution] = []
+        for start in range(0, len(ids), 1000):
+            found += await self._records(ids[start : start + 1000])
+        return [e for e in found if where.matches(e)]
+
+    async def _records(self, ids: list[str]) -> list[Execution]:
+        """The records of these hot executions, in order; gone ones are skipped."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.mget([self.keys.execution(i) for i in ids])
+        pipe.hmget(self.keys.moving, ids)
+        raws, entries = await pipe.execute()
+        moving = {
+            e.id: e for e, _ in await self._moving([m.decode() for m in entries if m is not None])
+        }
+        out: list[Execution] = []
+        for execution_id, raw in zip(ids, raws, strict=True):
+            if raw:
+                out.append(_decode_execution(raw))
+            elif execution_id in moving:
+                out.append(moving[execution_id])
+        return out
+
+    async def _moving(self, entries: list[str]) -> list[tuple[Execution, bytes]]:
+        """Final executions waiting on the history stream: (record, jobs JSON)."""
+        if not entries:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for entry in entries:
+            pipe.xrange(self.keys.history, entry, entry)
+        out = []
+        for reply in await pipe.execute():
+            for _entry_id, fields in reply:
+                out.append((_decode_execution(fields[b"x"]), fields[b"j"]))
+        return out
+
+
+def _sorted_jobs(raw: list[bytes]) -> list[Job]:
+    return in_run_order([_decode_job(item) for item in raw])

@@ -5,6 +5,7 @@ it is acknowledged and deleted (atomically with the execution's final status, se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from redis.exceptions import ResponseError
 
 from engine.records import TriggerEvent
 from store.batching import PipelineBatcher
-from store.connection import INBOX_ADD
+from store.connection import INBOX_ADD, INBOX_PUSH
 from store.keys import INBOX_GROUP, Keys
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -40,6 +41,14 @@ class Duplicate(Exception):
     def __init__(self, execution_id: str) -> None:
         super().__init__(execution_id)
         self.execution_id = execution_id
+
+
+class BacklogFull(Exception):
+    """The workflow's backlog reached its cap: nothing more is accepted for now."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__(backlog)
+        self.backlog = backlog
 
 
 class StaleRoute(Exception):
@@ -75,12 +84,19 @@ class Inbox:
         self.keys = keys
         self.batcher = batcher
 
-    async def add(self, event: TriggerEvent, dedupe: tuple[str, int] | None = None) -> str:
+    async def add(
+        self,
+        event: TriggerEvent,
+        dedupe: tuple[str, int] | None = None,
+        *,
+        max_backlog: int = 2**62,
+    ) -> str:
         """Store an event durably (group-committed); its entry id.
 
         With `dedupe` (digest of the event id, window in seconds) a repeated
         delivery raises `Duplicate` instead. Raises `NotEnabled` / `StaleRoute`
-        when the routed version is not the enabled one, and redis errors when the
+        when the routed version is not the enabled one, `BacklogFull` when the
+        workflow's backlog reached `max_backlog`, and redis errors when the
         store is unavailable."""
         digest, window = dedupe or ("", 0)
         status, value = await self.batcher.submit_script(
@@ -92,10 +108,13 @@ class Inbox:
                 _encode(event),
                 str(window) if dedupe else "",
                 event.id,
+                max_backlog,
             ],
         )
         if status == 1:
             return value.decode()
+        if status == 3:
+            raise BacklogFull(int(value))
         if status == 0:
             raise NotEnabled(event.key)
         if status == 2:
@@ -104,70 +123,107 @@ class Inbox:
 
     async def push(self, event: TriggerEvent) -> str:
         """Queue an event whatever the workflow's state (a resume of a waiting
-        execution, whose version may no longer be the enabled one)."""
-        entry = await self.batcher.submit(
-            "XADD", self.keys.inbox(event.key), "*", "e", _encode(event)
+        execution, whose version may no longer be the enabled one); a workflow
+        that is not enabled is read until it has drained."""
+        entry = await self.batcher.submit_script(
+            INBOX_PUSH,
+            [self.keys.inbox(event.key), self.keys.draining],
+            [event.key, _encode(event)],
         )
-        return entry.decode()
+        return str(entry.decode())
+
+    async def ensure_groups(self, keys: Sequence[str]) -> None:
+        """The consumer group exists on each of these inboxes."""
+        if not keys:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.xgroup_create(self.keys.inbox(key), INBOX_GROUP, id="0", mkstream=True)
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
+                raise reply
 
     async def ensure_group(self, key: str) -> None:
-        try:
-            await self.client.xgroup_create(
-                self.keys.inbox(key), INBOX_GROUP, id="0", mkstream=True
+        await self.ensure_groups([key])
+
+    async def read_many(
+        self, consumer: str, keys: Sequence[str], count: int, block_ms: int
+    ) -> dict[str, list[Entry]]:
+        """New entries of many inboxes in one XREADGROUP (at most `count` per
+        inbox), waiting up to `block_ms` for the first: a trickle per workflow
+        still arrives in batches."""
+        if not keys:
+            return {}
+        streams = {self.keys.inbox(k): ">" for k in keys}
+        reply = await self.client.xreadgroup(
+            INBOX_GROUP, consumer, streams, count=count, block=block_ms
+        )
+        return self._by_key(reply)
+
+    async def read_own(
+        self, consumer: str, after: dict[str, str], count: int
+    ) -> dict[str, list[Entry]]:
+        """Entries delivered to `consumer` and not acknowledged (its own pending
+        entries), per inbox, with ids above `after[key]`. Each read counts as a
+        delivery (the poison check relies on it)."""
+        if not after:
+            return {}
+        streams = {self.keys.inbox(k): start for k, start in after.items()}
+        reply = await self.client.xreadgroup(INBOX_GROUP, consumer, streams, count=count)
+        return self._by_key(reply)
+
+    async def keep_alive(self, key: str, consumer: str, entry_ids: list[str]) -> None:
+        """Reset the idle time of entries `consumer` is still running (a live
+        consumer's entries are never taken for a dead one's), without counting
+        a delivery."""
+        if entry_ids:
+            await self.client.xclaim(
+                self.keys.inbox(key), INBOX_GROUP, consumer, 0, entry_ids, justid=True
             )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def read_new(self, key: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
-        reply = await self.client.xreadgroup(
-            INBOX_GROUP, consumer, {self.keys.inbox(key): ">"}, count=count, block=block_ms
-        )
-        return _entries(reply)
-
-    async def read_pending(
-        self, key: str, consumer: str, count: int, after: str = "0"
-    ) -> list[Entry]:
-        """Entries delivered to `consumer` and not acknowledged (its own PEL),
-        with ids above `after`."""
-        reply = await self.client.xreadgroup(
-            INBOX_GROUP, consumer, {self.keys.inbox(key): after}, count=count
-        )
-        return _entries(reply)
-
-    async def stale(self, key: str, consumer: str, min_idle_ms: int, count: int) -> list[str]:
-        """Ids pending for `consumer` longer than `min_idle_ms`."""
-        rows = await self.client.xpending_range(
-            self.keys.inbox(key),
-            INBOX_GROUP,
-            "-",
-            "+",
-            count,
-            consumername=consumer,
-            idle=min_idle_ms,
-        )
-        return [row["message_id"].decode() for row in rows]
-
-    async def claim(
-        self, key: str, consumer: str, entry_ids: list[str], min_idle_ms: int
-    ) -> list[Entry]:
-        """Take these pending entries (resetting their idle time); gone ones are skipped."""
-        if not entry_ids:
-            return []
-        claimed = await self.client.xclaim(
-            self.keys.inbox(key), INBOX_GROUP, consumer, min_idle_ms, entry_ids
-        )
-        return [_entry(entry_id, fields) for entry_id, fields in claimed if fields is not None]
 
     async def claim_idle(
         self, key: str, consumer: str, min_idle_ms: int, count: int
     ) -> list[Entry]:
-        """Take over entries other consumers left pending (a renamed or dead consumer)."""
+        """Take over entries left idle that long by other consumers (a dead or
+        retired executor); deleted ones are skipped."""
         reply = await self.client.xautoclaim(
             self.keys.inbox(key), INBOX_GROUP, consumer, min_idle_ms, "0-0", count=count
         )
         claimed = reply[1] if reply else []
-        return [_entry(entry_id, fields) for entry_id, fields in claimed]
+        return [_entry(entry_id, fields) for entry_id, fields in claimed if fields]
+
+    async def claim_idle_many(
+        self, keys: Sequence[str], consumer: str, min_idle_ms: int, count: int
+    ) -> dict[str, list[Entry]]:
+        """`claim_idle` over many inboxes in one round trip."""
+        if not keys:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.xautoclaim(
+                self.keys.inbox(key), INBOX_GROUP, consumer, min_idle_ms, "0-0", count=count
+            )
+        out: dict[str, list[Entry]] = {}
+        for key, reply in zip(keys, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, ResponseError):
+                continue  # an inbox dropped meanwhile (NOGROUP): nothing to claim
+            claimed = [_entry(i, fields) for i, fields in (reply[1] if reply else []) if fields]
+            if claimed:
+                out[key] = claimed
+        return out
+
+    async def deliveries(self, key: str, entry_ids: list[str]) -> dict[str, int]:
+        """How many times each pending entry was delivered (read or claimed)."""
+        if not entry_ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.xpending_range(self.keys.inbox(key), INBOX_GROUP, entry_id, entry_id, 1)
+        out: dict[str, int] = {}
+        for entry_id, rows in zip(entry_ids, await pipe.execute(), strict=True):
+            if rows:
+                out[entry_id] = int(rows[0]["times_delivered"])
+        return out
 
     async def ack(self, key: str, entry_ids: list[str]) -> None:
         if entry_ids:
@@ -176,6 +232,15 @@ class Inbox:
             pipe.xack(stream, INBOX_GROUP, *entry_ids)
             pipe.xdel(stream, *entry_ids)
             await pipe.execute()
+
+    def _by_key(self, reply: Any) -> dict[str, list[Entry]]:
+        prefix = len(self.keys.inbox(""))
+        out: dict[str, list[Entry]] = {}
+        for stream, items in reply or []:
+            entries = [_entry(entry_id, fields) for entry_id, fields in items]
+            if entries:
+                out[stream.decode()[prefix:]] = entries
+        return out
 
     async def find(self, execution_id: str) -> Entry | None:
         """The inbox entry of an execution not started yet (scans every inbox:
@@ -192,6 +257,17 @@ class Inbox:
                     break
                 start = "(" + items[-1][0].decode()
         return None
+
+    async def present(self, key: str, entry_ids: list[str]) -> set[str]:
+        """Which of these entries are still in the stream, i.e. not settled (an
+        entry goes in the same step as its execution's final write)."""
+        if not entry_ids:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.xrange(self.keys.inbox(key), entry_id, entry_id)
+        replies = await pipe.execute()
+        return {e for e, reply in zip(entry_ids, replies, strict=True) if reply}
 
     async def backlog(self, key: str) -> int:
         """Entries not yet final: unread plus pending (the stream keeps no others)."""

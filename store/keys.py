@@ -9,6 +9,9 @@
 {ns}:wf:executed:{id}        executions a version started (frozen once > 0)
 {ns}:wf:changed              pub/sub channel: a key whose versions changed
 {ns}:inbox:{key}             STREAM accepted async events of a workflow
+{ns}:draining                SET keys not enabled whose inbox is still read (resumes,
+                             events accepted before a disable)
+{ns}:timers:due              ZSET workflow key → when its earliest timer is due (ms)
 {ns}:exec:{id}               JSON of one execution
 {ns}:exec:{id}:jobs          HASH job id → JSON of one job
 {ns}:execs:status            HASH execution id → status ("null" while queued)
@@ -16,6 +19,15 @@
 {ns}:execs:s:{status}        ZSET executions by status
 {ns}:execs:k:{key}           ZSET executions of a workflow key
 {ns}:execs:k:{key}:s:{status}  ZSET executions of a key by status
+{ns}:execs:moving            HASH execution id → its history stream entry (final,
+                             not yet committed to the SQL history)
+{ns}:history                 STREAM final executions with their jobs, on their way
+                             to the SQL history; consumer group `writers`
+{ns}:history:unreadable      STREAM history entries that could not be decoded (kept
+                             for a person to look at; never expected)
+
+The status hash and the indexes hold hot executions only: running, waiting, and
+final ones until the history writer has moved them (SPEC §9).
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 INBOX_GROUP = "supervisors"
+HISTORY_GROUP = "writers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,14 @@ class Keys:
     def inbox(self, key: str) -> str:
         return f"{self.ns}:inbox:{key}"
 
+    @property
+    def draining(self) -> str:
+        return f"{self.ns}:draining"
+
+    @property
+    def timers_due(self) -> str:
+        return f"{self.ns}:timers:due"
+
     def timers(self, key: str) -> str:
         return f"{self.ns}:timers:{key}"
 
@@ -92,6 +113,18 @@ class Keys:
         if status == "any":
             return base
         return f"{base}:s:{'null' if status is None else status}"
+
+    @property
+    def history(self) -> str:
+        return f"{self.ns}:history"
+
+    @property
+    def history_unreadable(self) -> str:
+        return f"{self.ns}:history:unreadable"
+
+    @property
+    def moving(self) -> str:
+        return f"{self.ns}:execs:moving"
 
     def pattern(self) -> str:
         """Matches every key of this namespace (tests and `destroy` cleanup)."""

@@ -189,7 +189,9 @@ class WorkflowStore:
         await self._announce(version.key)
 
     async def disable(self, version: WorkflowVersion) -> None:
-        await VERSION_DISABLE(self.client, [self.keys.enabled], [version.key, version.id])
+        await VERSION_DISABLE(
+            self.client, [self.keys.enabled, self.keys.draining], [version.key, version.id]
+        )
         await self._announce(version.key)
 
     async def _write(self, version: WorkflowVersion) -> None:

@@ -10,14 +10,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 
 from deploy import processes
 
 REDIS_URL = os.environ.get("RAYHOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("RAYHOOK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Every process the tests start inherits these: Ray bound to 127.0.0.1, auth mode
 # explicit (2.60 would otherwise turn token auth on from ~/.ray), no ~/.ray shared
@@ -90,6 +93,31 @@ def namespace() -> Iterator[str]:
     ns = f"t{secrets.token_hex(4)}"
     yield ns
     delete_namespace(ns)
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A PostgreSQL database of its own on the machine's server (dropped after):
+    history tests need a schema nobody else writes to."""
+    name = f"rh_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every history path runs on both stores: an SQLite file, and a fresh
+    database on the machine's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'history.db'}"
+        return
+    with fresh_database() as url:
+        yield url
 
 
 def delete_namespace(ns: str) -> None:

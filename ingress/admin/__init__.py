@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from ingress.admin import executions, jobs, parse, workflows
+from ingress.admin import executions, jobs, parse, supervisors, workflows
 from ingress.services import Services
 
 
@@ -15,5 +15,6 @@ def add_routes(app: falcon.asgi.App, services: Services) -> None:
         *executions.routes(services),
         *jobs.routes(services),
         *parse.routes(services),
+        *supervisors.routes(services),
     ):
         app.add_route(path, resource)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from actors.router import Unavailable
-from engine.records import Execution, TriggerEvent, new_execution_id, now
+from engine.records import Execution, Job, TriggerEvent, now
 from engine.status import Reason, Status, is_final
 from ingress.admin.common import (
     AdminResource,
@@ -22,8 +22,15 @@ from ingress.admin.common import (
     query,
     reply,
 )
+from ingress.admin.filters import execution_filter
+from ingress.refusals import history_errors
 from ingress.services import Services
+from store.execution_search import StillRunning
+from store.filters import ExecutionFilter
 from store.inbox import NotEnabled, StaleRoute
+
+#: What a paging cursor looks like: an execution id.
+_CURSOR = re.compile(r"[0-9a-z-]{1,64}")
 
 
 class ExecutionSummary(msgspec.Struct, kw_only=True):
@@ -37,6 +44,8 @@ class ExecutionSummary(msgspec.Struct, kw_only=True):
     error: str | None
     manually: bool
     replayOf: str | None
+    attempt: int
+    exhausted: bool
     createdAt: Any
     startedAt: Any
     finishedAt: Any
@@ -52,63 +61,80 @@ def summary(execution: Execution) -> ExecutionSummary:
         error=execution.error,
         manually=execution.manually,
         replayOf=execution.replayOf,
+        attempt=execution.attempt,
+        exhausted=execution.exhausted,
         createdAt=execution.createdAt,
         startedAt=execution.startedAt,
         finishedAt=execution.finishedAt,
     )
 
 
-def parse_status(raw: Any) -> int | str | None:
-    if raw is None:
-        return "any"
-    if str(raw).lower() in ("null", "queueing"):
-        return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise falcon.HTTPBadRequest(
-            description=f"filter[status]: {raw!r} is not a status"
-        ) from None
-
-
 class List(AdminResource):
+    """Newest first, over the hot executions and the history (SPEC §9). Pages by
+    `page`/`pageSize`, or by `cursor` (the `nextCursor` of the previous page:
+    stable while new executions arrive)."""
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         params = query(req)
-        filters = params.get("filter") or {}
-        if not isinstance(filters, dict):
-            raise falcon.HTTPBadRequest(description="filter must be filter[field]=value")
-        page = int_param(params, "page", 1, low=1, high=1_000_000)
+        where = execution_filter(params)
         size = int_param(params, "pageSize", 20, low=1, high=1000)
-        executions, count = await self.services.executions.page(
-            key=filters.get("workflowKey") or filters.get("key") or None,
-            status=parse_status(filters.get("status")),
-            page=page,
-            page_size=size,
-        )
-        reply(resp, [summary(e) for e in executions], meta=page_meta(count, page, size))
+        cursor = params.get("cursor")
+        if cursor is not None:
+            if not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor):
+                raise falcon.HTTPBadRequest(description="cursor: use the nextCursor of a page")
+            where = msgspec.structs.replace(where, before=cursor)
+            page = 1
+        else:
+            page = int_param(params, "page", 1, low=1, high=1_000_000)
+        async with history_errors():
+            executions, count = await self.services.search.page(
+                where, offset=(page - 1) * size, limit=size
+            )
+        meta: dict[str, Any] = page_meta(count, page, size)
+        meta["nextCursor"] = executions[-1].id if len(executions) == size else None
+        reply(resp, [summary(e) for e in executions], meta=meta)
 
 
 class Get(AdminResource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         execution_id = filter_by_tk(req)
-        execution = await self.services.executions.get(execution_id)
-        if execution is None:  # accepted, not started yet: still in its inbox
-            execution = await queued_execution(self.services, execution_id)
-        jobs = await self.services.executions.jobs(execution_id)
-        data = msgspec.structs.asdict(execution)
-        data["jobs"] = jobs
+        found = await find_execution(self.services, execution_id)
+        if found is None:
+            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+        data = msgspec.structs.asdict(found[0])
+        data["jobs"] = found[1]
         reply(resp, data)
+
+
+async def find_execution(
+    services: Services, execution_id: str
+) -> tuple[Execution, list[Job]] | None:
+    """An execution with its jobs wherever it is: in the stores, or still queued
+    in its inbox (status null, no jobs). When the inbox misses too, the stores
+    are read again: it may have finished meanwhile (its entry leaves the inbox in
+    the step that makes it final)."""
+    async with history_errors():
+        found = await services.search.get(execution_id)
+        if found is not None:
+            return found
+        queued = await queued_execution(services, execution_id)
+        if queued is not None:
+            return queued[0], []
+        return await services.search.get(execution_id)
 
 
 class Cancel(AdminResource):
     """Abort an execution that has not finished (NocoBase: ABORTED, reason
     manual_cancel): running in an executor, left over by a crash, or still
-    queued in its workflow's inbox (it is then acknowledged, never run)."""
+    queued in its workflow's inbox (its entry is then acknowledged in the same
+    step, so it never runs)."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         execution_id = filter_by_tk(req)
-        log = self.services.executions
-        execution = await log.get(execution_id)
+        search = self.services.search
+        async with history_errors():
+            found = await search.get(execution_id)
+        execution = found[0] if found else None
         if execution is not None and is_final(execution.status):
             raise falcon.HTTPBadRequest(description="the execution has already finished")
         try:
@@ -116,25 +142,58 @@ class Cancel(AdminResource):
         except Unavailable:
             raise falcon.HTTPServiceUnavailable(description="executor unavailable; retry") from None
         if not running:
+            entry = None
             if execution is None:
-                execution = await queued_execution(self.services, execution_id)
+                queued = await queued_execution(self.services, execution_id)
+                if queued is None:
+                    raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+                execution, entry = queued
             execution.status, execution.reason = Status.ABORTED, Reason.MANUAL_CANCEL
             execution.finishedAt = now()
-            await log.save(execution)
-        stored = await log.get(execution_id)
+            await self.services.executions.save(execution, entry=entry)
+        async with history_errors():
+            stored = await search.get(execution_id)
         if stored is None:
             raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
-        reply(resp, summary(stored))
+        reply(resp, summary(stored[0]))
 
 
-async def queued_execution(services: Services, execution_id: str) -> Execution:
-    """An accepted async event whose execution has not started: status null,
-    read from its workflow's inbox (404 when it is not there either)."""
+class Destroy(AdminResource):
+    """Delete final executions, by id (`filterByTk`) or by the list's filters
+    (at least one): `{"data": {"count": N}}`. A running one is refused: cancel
+    it first."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        params = query(req)
+        target: ExecutionFilter | str
+        if params.get("filterByTk") is not None:
+            target = filter_by_tk(req)
+        else:
+            target = execution_filter(params)
+            if target == ExecutionFilter():
+                raise falcon.HTTPBadRequest(
+                    description="give filterByTk or at least one filter[...] to destroy"
+                )
+        async with history_errors():
+            try:
+                count = await self.services.search.destroy(target)
+            except StillRunning:
+                raise falcon.HTTPBadRequest(
+                    description="the execution has not finished: cancel it first"
+                ) from None
+        if isinstance(target, str) and count == 0:
+            raise falcon.HTTPNotFound(description=f"execution {target!r} not found")
+        reply(resp, {"count": count})
+
+
+async def queued_execution(services: Services, execution_id: str) -> tuple[Execution, str] | None:
+    """An accepted async event whose execution has not started (status null),
+    read from its workflow's inbox, with its entry id; None when it is not there."""
     entry = await services.inbox.find(execution_id)
     event = entry.event if entry is not None else None
-    if event is None:
-        raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
-    return Execution(
+    if entry is None or event is None:
+        return None
+    execution = Execution(
         id=event.id,
         key=event.key,
         workflowId=event.workflowId,
@@ -144,6 +203,7 @@ async def queued_execution(services: Services, execution_id: str) -> Execution:
         replayOf=event.replayOf,
         createdAt=datetime.fromtimestamp(event.createdAt / 1000, UTC),
     )
+    return execution, entry.id
 
 
 class Replay(AdminResource):
@@ -152,20 +212,20 @@ class Replay(AdminResource):
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         execution_id = filter_by_tk(req)
-        original = await self.services.executions.get(execution_id)
-        if original is None:
+        async with history_errors():
+            found = await self.services.search.get(execution_id)
+        if found is None:
             raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+        original = found[0]
         version = await self.services.workflows.enabled_version(original.key)
         if version is None:
             raise falcon.HTTPBadRequest(
                 description=f"workflow {original.key!r} has no enabled version to replay on"
             )
-        event = TriggerEvent(
-            id=new_execution_id(),
+        event = TriggerEvent.start(
             key=original.key,
             workflowId=version.id,
             context=original.context or {},
-            createdAt=time.time() * 1000,
             replayOf=original.id,
         )
         if version.sync:
@@ -204,4 +264,5 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/api/executions:get", Get(services)),
         ("/api/executions:cancel", Cancel(services)),
         ("/api/executions:replay", Replay(services)),
+        ("/api/executions:destroy", Destroy(services)),
     ]

@@ -18,6 +18,7 @@ from engine.records import Job, Resume, TriggerEvent, execution_id_of_job, now
 from engine.status import PENDING, Status
 from ingress.admin.common import AdminResource, filter_by_tk, json_body, reply
 from ingress.errors import HTTPErrors
+from ingress.refusals import history_errors
 from ingress.services import Services
 
 #: Node types `flow_nodes:test` runs (NocoBase's list of nodes with a test()).
@@ -44,7 +45,8 @@ class NodeTest(msgspec.Struct, forbid_unknown_fields=True):
 class JobGet(AdminResource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         job_id = filter_by_tk(req)
-        job = await self.services.executions.job(job_id)
+        async with history_errors():
+            job = await self.services.search.job(job_id)
         if job is None:
             raise falcon.HTTPNotFound(description=f"job {job_id!r} not found")
         reply(resp, job)
@@ -65,10 +67,11 @@ class JobResume(AdminResource):
             raise falcon.HTTPBadRequest(description=f"submission: {exc}") from None
         if submission.status not in _SUBMITTED:
             raise falcon.HTTPBadRequest(description="status: 1 (resolve), -5 (reject) or -1 (fail)")
-        log = self.services.executions
-        execution = await log.get(execution_id_of_job(job_id))
-        if execution is None:
+        async with history_errors():
+            found = await self.services.search.get(execution_id_of_job(job_id))
+        if found is None:
             raise falcon.HTTPNotFound(description=f"job {job_id!r} not found")
+        execution = found[0]
         if execution.status != Status.STARTED:
             raise falcon.HTTPBadRequest(description="the execution is not waiting")
         for _attempt in range(5):
@@ -134,9 +137,8 @@ class JobResume(AdminResource):
             createdAt=time.time() * 1000,
             resume=Resume(jobId=job.id, status=status, result=result),
         )
+        # A disabled workflow's inbox is read again until it has drained.
         await self.services.inbox.push(event)
-        # A disabled workflow's supervisor may be gone: the resume needs one.
-        await self.services.router.ensure_supervisors([key])
 
 
 class NodeTestResource(AdminResource):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import falcon
@@ -18,7 +17,7 @@ from engine.definition import (
     WorkflowDefinition,
     WorkflowVersion,
 )
-from engine.records import TriggerEvent, new_execution_id
+from engine.records import TriggerEvent
 from engine.trigger import security_warnings
 from ingress.admin.common import (
     AdminResource,
@@ -54,8 +53,9 @@ class _Workflows(AdminResource):
             raise falcon.HTTPNotFound(description=f"workflow version {raw!r} not found") from None
 
     async def after_change(self, key: str, enabled: bool) -> None:
+        """The executors read the enabled workflows' inboxes (and a disabled
+        one's until it drained) by themselves: only the route cache changes."""
         self.services.routes.forget(key)
-        await self.services.router.sync_supervisor(key, enabled)
 
 
 class Create(_Workflows):
@@ -162,13 +162,8 @@ class Execute(_Workflows):
         values: Any = raw.get("values", {}) if isinstance(raw, dict) else None
         if not isinstance(values, dict):
             raise falcon.HTTPBadRequest(description='send {"values": {...trigger context...}}')
-        event = TriggerEvent(
-            id=new_execution_id(),
-            key=version.key,
-            workflowId=version.id,
-            context=values,
-            createdAt=time.time() * 1000,
-            manually=True,
+        event = TriggerEvent.start(
+            key=version.key, workflowId=version.id, context=values, manually=True
         )
         try:
             execution = await self.services.router.run_manual(event)

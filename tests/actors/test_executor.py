@@ -30,7 +30,7 @@ def payload(event: TriggerEvent) -> bytes:
 
 
 def entry(event: TriggerEvent) -> tuple[str, bytes]:
-    """What a supervisor hands `run_batch`: the inbox entry id and the event."""
+    """What the inbox consumer hands `run_batch`: the inbox entry id and the event."""
     return event.entry or "", _encode(event)
 
 
@@ -120,8 +120,7 @@ async def test_redelivered_entry_of_a_final_execution_is_acked_not_rerun(
 ) -> None:
     version = await store.create(async_workflow(3))
     (event,) = await store.enqueue(version, [{"body": {"n": 1}}])
-    supervisor = pool.supervisor(settings, version.key)
-    await supervisor.start.remote()
+    pool.executors(settings)  # they read the inbox and run it
     assert await store.wait_final([event]) == [RESOLVED]
     first = await store.log.get(event.id)
     jobs_before = await store.log.jobs(event.id)
@@ -129,8 +128,8 @@ async def test_redelivered_entry_of_a_final_execution_is_acked_not_rerun(
     assert await store.executed(version.id) == 1
     assert (await store.xlen(version.key), await store.pending(version.key)) == (0, 0)
 
-    # Redelivery: the same payload with its entry id, to the executor that owns the
-    # execution id (as the supervisor routes it).
+    # Redelivery: the same payload with its entry id, to the executor that owns
+    # the execution id (as sync calls are routed).
     owner = pool.executor(settings, pool.executor_index(event.id, settings.executors))
     assert event.entry is not None
     assert await owner.run_batch.remote([entry(event)]) == [RESOLVED]
@@ -153,8 +152,7 @@ async def test_redelivered_entry_of_a_final_execution_is_not_rerun_by_a_fresh_ex
     the execution log, not the process, must say the execution is over."""
     version = await store.create(async_workflow(3))
     (event,) = await store.enqueue(version, [{"body": {"n": 1}}])
-    supervisor = pool.supervisor(settings, version.key)
-    await supervisor.start.remote()
+    pool.executors(settings)  # they read the inbox and run it
     assert await store.wait_final([event]) == [RESOLVED]
     first = await store.log.get(event.id)
     jobs_before = await store.log.jobs(event.id)

@@ -17,10 +17,13 @@ and deploy/ray-node-start.sh. Nothing is built or applied.
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import copy
 import functools
+import inspect
 import ipaddress
 import json
+import mmap
 import os
 import re
 import shlex
@@ -32,14 +35,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jsonschema
 import kubernetes_validate
 import pytest
+import redis
+import sqlalchemy
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
+
+from deploy import processes
+from engine.settings import Settings
+from store import migrate
+from store.history import async_url, redacted_url
+from tests.conftest import fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
@@ -50,25 +61,49 @@ DEPLOY_DOC = REPO / "docs" / "deploy.md"
 # The oldest Kubernetes minor we support and the newest kubernetes-validate bundles.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
-# KubeRay's RayCluster CRD: the vendored copy, else the team's shared copy (beside
-# the repository, as CI lays it out, or at its usual place on a workstation).
-CRD_CANDIDATES = (
-    Path(__file__).resolve().parent / "crd" / "rayclusters.crd.yaml",
-    REPO.parent / "shared" / "k8s" / "rayclusters.crd.yaml",
-    Path("/work/shared/k8s/rayclusters.crd.yaml"),
-)
+
+# The CRDs of the operators the manifests use, by file name: the vendored copy, else
+# the team's shared copy (beside the repository, as CI lays it out, or at its usual
+# place on a workstation). tests/deploy/crd/SOURCE.md says where each comes from.
+def crd_candidates(name: str) -> tuple[Path, ...]:
+    return (
+        Path(__file__).resolve().parent / "crd" / name,
+        REPO.parent / "shared" / "k8s" / name,
+        Path("/work/shared/k8s") / name,
+    )
+
+
+CRD_CANDIDATES = crd_candidates("rayclusters.crd.yaml")
+CNPG_CRD_CANDIDATES = crd_candidates("postgresql.cnpg.io_clusters.crd.yaml")
 
 # The rayhook image as the manifests name it (kustomization.yaml rewrites it).
 RAYHOOK_IMAGE = "rayhook"
 KUSTOMIZE_KINDS = {"Kustomization", "Component"}
 KUBERAY_API = "ray.io/v1"
+CNPG_API = "postgresql.cnpg.io/v1"
+# Kinds whose schema is a CRD (validated against it, not kubernetes-validate's).
+CRD_APIS = {KUBERAY_API, CNPG_API}
+# The ingress pods: a Deployment, so that an HPA can scale it (docs/deploy.md, "Scaling").
+INGRESS = "Deployment/rayhook-ingress"
 
 # Settings the manifests set before the code reads them, with who wires them.
 # A name leaves this table by itself once the code reads it.
 PENDING_SETTINGS: dict[str, str] = {}
 
+# Ray's own variables that the manifests set
+# (test_ray_reads_the_variables_the_manifests_set_for_it).
+RAY_OWN_SETTINGS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
+
 # Secrets the cluster provides itself, not rayhook's operators.
 EXTERNAL_SECRETS = {"rayhook-tls": "the Ingress certificate (e.g. cert-manager)"}
+
+# The keys of the `<cluster>-app` Secret CloudNativePG generates for a Cluster
+# (its pkg/specs/secrets.go, CreateSecret). `uri` is
+# postgresql://<owner>:<password>@<cluster>-rw.<namespace>:5432/<database>.
+CNPG_APP_SECRET_KEYS = frozenset(
+    {"username", "user", "password", "dbname", "host", "port", "pgpass", "uri"}
+    | {"jdbc-uri", "fqdn-uri", "fqdn-jdbc-uri"}
+)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -133,6 +168,21 @@ def config() -> dict[str, str]:
     return find("ConfigMap", "rayhook-config")["data"]
 
 
+def history_cluster() -> dict[str, Any]:
+    """The CloudNativePG Cluster of the history database."""
+    clusters = [d.body for d in objects() if d.body["apiVersion"] == CNPG_API]
+    assert len(clusters) == 1 and clusters[0]["kind"] == "Cluster", "expected one CNPG Cluster"
+    return clusters[0]
+
+
+def generated_secrets() -> dict[str, frozenset[str]]:
+    """Secrets an operator creates from the manifests (name → keys): CloudNativePG's
+    `<cluster>-app`, unless the Cluster brings its own (bootstrap.initdb.secret)."""
+    cluster = history_cluster()
+    assert "secret" not in cluster["spec"]["bootstrap"]["initdb"], "CNPG would not make -app"
+    return {cluster["metadata"]["name"] + "-app": CNPG_APP_SECRET_KEYS}
+
+
 @functools.cache
 def dev_secrets() -> dict[str, dict[str, str]]:
     """name → stringData of the Secrets in components/insecure-dev-secrets, the
@@ -189,9 +239,10 @@ def is_rayhook(container: dict[str, Any]) -> bool:
     return repository.rsplit("/", 1)[-1] == RAYHOOK_IMAGE
 
 
-def rayhook_containers() -> Iterator[tuple[Template, dict[str, Any]]]:
+def rayhook_containers(*, initial: bool = False) -> Iterator[tuple[Template, dict[str, Any]]]:
+    """The containers that run the rayhook image (with `initial`, init containers too)."""
     for t in templates():
-        for c in t.containers:
+        for c in t.containers + (t.spec.get("initContainers", []) if initial else []):
             if is_rayhook(c):
                 yield t, c
 
@@ -224,6 +275,54 @@ def ray_start_resources(params: dict[str, str]) -> dict[str, float]:
         return {}
     (word,) = shlex.split(f"--resources={raw}")
     return json.loads(word.split("=", 1)[1])
+
+
+_QUANTITY_SUFFIXES = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "": 1,
+}
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes resource quantity as a number (bytes, or cores: "250m" is 0.25)."""
+    text = str(value)
+    if text.endswith("m"):
+        return float(text[:-1]) / 1000
+    match = re.fullmatch(r"([0-9.]+)([KMGT]i?|k)?", text)
+    assert match, f"not a quantity: {value!r}"
+    return float(match.group(1)) * _QUANTITY_SUFFIXES[match.group(2) or ""]
+
+
+def kubelet_expand(text: str, env: dict[str, str]) -> str:
+    """What the kubelet does to `command`, `args` and env values: `$(NAME)` becomes
+    the value of a variable defined for the container (left as it is otherwise),
+    `$$` becomes `$` (Kubernetes' third_party/forked/golang/expansion)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            rest = text[i + 1 :]
+            if rest[0] == "$":
+                out.append("$")
+                i += 2
+                continue
+            if rest[0] == "(" and ")" in rest:
+                name = rest[1 : rest.index(")")]
+                out.append(env.get(name, f"$({name})"))
+                i += 2 + len(name) + 1
+                continue
+            out.append("$" + rest[0])
+            i += 2
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
 
 
 # --- what the code reads ------------------------------------------------------------------
@@ -314,6 +413,7 @@ def readable_env() -> tuple[set[str], frozenset[str]]:
         | set(ray_names_in_deploy())
         | script_reads()
         | set(PENDING_SETTINGS)
+        | set(RAY_OWN_SETTINGS)
     )
     return readable, prefixes
 
@@ -371,12 +471,15 @@ def _validate_core(body: dict[str, Any], version: str, what: str) -> None:
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_core_kinds_validate_strictly(version: str) -> None:
-    core = [d for d in objects() if d.body["apiVersion"] != KUBERAY_API]
+    core = [d for d in objects() if d.body["apiVersion"] not in CRD_APIS]
     assert {d.kind for d in core} >= {
+        "Job",
         "Namespace",
         "ConfigMap",
         "Service",
         "StatefulSet",
+        "Deployment",
+        "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "Ingress",
         "NetworkPolicy",
@@ -408,20 +511,36 @@ def test_strict_kubernetes_validation_rejects_unknown_fields() -> None:
 # --- the RayCluster against KubeRay's CRD ----------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def crd() -> dict[str, Any]:
-    for path in CRD_CANDIDATES:
+def load_crd(candidates: tuple[Path, ...], kind: str, upstream: str) -> dict[str, Any]:
+    for path in candidates:
         if path.is_file():
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
             body = yaml.load(path.read_text(), Loader=loader)
             assert body["kind"] == "CustomResourceDefinition", f"{path} is not a CRD"
-            assert body["spec"]["names"]["kind"] == "RayCluster", f"{path} is not RayCluster's"
+            assert body["spec"]["names"]["kind"] == kind, f"{path} is not {kind}'s"
             return body
     pytest.fail(
-        "The KubeRay RayCluster CRD copy is absent, so the RayCluster cannot be validated. "
-        "Looked in: " + ", ".join(str(p) for p in CRD_CANDIDATES) + ". Vendor "
-        "ray-operator/config/crd/bases/ray.io_rayclusters.yaml of the KubeRay release you "
-        "deploy as tests/deploy/crd/rayclusters.crd.yaml."
+        f"The {kind} CRD copy is absent, so the {kind} cannot be validated. Looked in: "
+        + ", ".join(str(p) for p in candidates)
+        + f". Vendor {upstream} of the release you deploy as {candidates[0]}."
+    )
+
+
+@pytest.fixture(scope="session")
+def crd() -> dict[str, Any]:
+    return load_crd(
+        CRD_CANDIDATES,
+        "RayCluster",
+        "KubeRay's ray-operator/config/crd/bases/ray.io_rayclusters.yaml",
+    )
+
+
+@pytest.fixture(scope="session")
+def cnpg_crd() -> dict[str, Any]:
+    return load_crd(
+        CNPG_CRD_CANDIDATES,
+        "Cluster",
+        "CloudNativePG's config/crd/bases/postgresql.cnpg.io_clusters.yaml",
     )
 
 
@@ -446,10 +565,9 @@ def strict_schema(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-@pytest.fixture(scope="session")
-def raycluster_validator(crd: dict[str, Any]) -> jsonschema.Draft7Validator:
+def crd_validator(crd: dict[str, Any], api_version: str) -> jsonschema.Draft7Validator:
+    """A validator of one served version of a CRD, as strict as the API server."""
     group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-    api_version = raycluster()["apiVersion"]
     versions = {f"{group}/{v['name']}": v for v in crd["spec"]["versions"]}
     assert api_version in versions, f"the CRD does not serve {api_version}"
     version = versions[api_version]
@@ -459,6 +577,11 @@ def raycluster_validator(crd: dict[str, Any]) -> jsonschema.Draft7Validator:
     schema["properties"]["kind"] = {"const": kind}
     schema["properties"]["apiVersion"] = {"const": api_version}
     return jsonschema.Draft7Validator(schema)
+
+
+@pytest.fixture(scope="session")
+def raycluster_validator(crd: dict[str, Any]) -> jsonschema.Draft7Validator:
+    return crd_validator(crd, raycluster()["apiVersion"])
 
 
 def crd_errors(validator: jsonschema.Draft7Validator, body: dict[str, Any]) -> list[str]:
@@ -532,12 +655,43 @@ def test_ray_version_matches_the_package_pin() -> None:
     assert ray.specifier.contains(version), f"rayVersion {version} is outside {ray.specifier}"
 
 
-def test_hpa_cannot_scale_a_worker_group(crd: dict[str, Any]) -> None:
-    """docs/deploy.md ("Scaling") explains why the ingress group is not scaled by an
-    HPA: RayCluster has no scale subresource. If KubeRay adds one, revisit that."""
+def test_hpa_scales_the_ingress_deployment(crd: dict[str, Any]) -> None:
+    """HTTP load scales the ingress (issue 11): an HPA needs a target with a scale
+    subresource, which a RayCluster worker group is not (the CRD has none: if
+    KubeRay adds one, docs/deploy.md "Scaling" gets revisited), so the ingress
+    pods are a Deployment and the HPA targets it."""
     (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     assert "scale" not in v1.get("subresources", {})
-    assert not [d for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    hpas = [d.body for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    assert len(hpas) == 1, "one HPA, for the ingress"
+    (hpa,) = hpas
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
+    deployment = find("Deployment", target["name"])
+    assert f"Deployment/{target['name']}" == INGRESS
+    assert "replicas" not in deployment["spec"], "the HPA owns replicas; apply must not reset it"
+    spec = hpa["spec"]
+    assert 2 <= spec["minReplicas"] <= spec["maxReplicas"], "one pod may drain while one serves"
+    (metric,) = spec["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    target_utilization = metric["resource"]["target"]
+    assert target_utilization["type"] == "Utilization"
+    assert 0 < target_utilization["averageUtilization"] < 100
+    # Utilization is a share of the CPU requests: every container must request CPU.
+    for container in template(INGRESS).containers:
+        assert quantity(container["resources"]["requests"]["cpu"]) > 0, container["name"]
+    # A scale-down drains a pod (preStop, gunicorn, ray stop): pace it.
+    down = spec["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 60
+    grace = template(INGRESS).spec["terminationGracePeriodSeconds"]
+    assert all(p["periodSeconds"] >= grace for p in down["policies"] if p["type"] == "Pods")
+
+
+def test_ingress_pdb_leaves_a_pod_serving_at_min_replicas() -> None:
+    (hpa,) = [d.body for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    pdb = find("PodDisruptionBudget", "rayhook-ingress")
+    assert selected(pdb["spec"]["selector"]["matchLabels"]) == [INGRESS]
+    assert pdb["spec"]["maxUnavailable"] < hpa["spec"]["minReplicas"]
 
 
 # --- Ray: groups, custom resources, the ingress container ------------------------------------
@@ -564,22 +718,91 @@ def test_actors_are_pinned_to_the_exec_group_by_a_custom_resource() -> None:
     assert raycluster()["spec"]["enableInTreeAutoscaling"] is True
 
 
-def test_ingress_group_is_a_zero_cpu_ray_node_running_gunicorn() -> None:
-    g = group("ingress")
-    params = g["rayStartParams"]
-    assert params["num-cpus"] == "0"
-    assert ray_start_resources(params) == {"ingress": 1}
-    t = template("ray group ingress")
-    assert t.body["metadata"]["annotations"]["ray.io/overwrite-container-cmd"] == "true"
-    container = t.containers[0]  # KubeRay's Ray container is the first one
+def container_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_ingress_pods_are_zero_cpu_ray_nodes_running_gunicorn() -> None:
+    """The ingress Deployment's pods join the RayCluster as Ray nodes of their own
+    (a driver needs a local raylet, tech-notes §1.4): the start script runs `ray
+    start --address=$RAY_HEAD_ADDRESS` with num-cpus 0 and the `ingress` marker,
+    then gunicorn, whose workers connect to that raylet, never through Ray Client."""
+    t = template(INGRESS)
+    (container,) = t.containers
     assert is_rayhook(container)
-    env = {e["name"]: e for e in container.get("env", [])}
+    assert container["command"] == [dockerfile_script_destination()]
+    env = container_env(container)
+    assert "KUBERAY_GEN_RAY_START_CMD" not in env, "the script's RAY_HEAD_ADDRESS branch runs"
+    head = raycluster()["metadata"]["name"] + "-head-svc"  # KubeRay's head Service
+    gcs_port = named_port(template("ray head"), "gcs-server")
+    assert env["RAY_HEAD_ADDRESS"]["value"] == f"{head}:{gcs_port}"
     assert env["RAY_ADDRESS"]["value"] == "auto", "gunicorn workers use the local raylet"
     assert not any("ray://" in str(e.get("value", "")) for e in env.values()), "no Ray Client"
-    assert container["command"] == [dockerfile_script_destination()]
+    script = START_SCRIPT.read_text()
+    branch = script[script.index('elif [[ -n "${RAY_HEAD_ADDRESS:-}" ]]') :]
+    branch = branch[: branch.index("\nelse\n")]
+    assert "--num-cpus=0" in branch
+    assert "--resources='{\\\"ingress\\\": 1}'" in branch
+    assert "${RAYHOOK_RAY_START_ARGS:-}" in branch
+    # The node IP is the pod's, through the kubelet's $(VAR) expansion of an earlier var.
+    names = [e["name"] for e in container["env"]]
+    args = env["RAYHOOK_RAY_START_ARGS"]["value"]
+    assert "--node-ip-address=$(POD_IP)" in args
+    assert names.index("POD_IP") < names.index("RAYHOOK_RAY_START_ARGS")
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    expanded = kubelet_expand(args, {"POD_IP": "10.1.2.3"})
+    options = dict(a.split("=", 1) for a in shlex.split(expanded))
+    assert options["--node-ip-address"] == "10.1.2.3"
+    ingress_object_store = int(options["--object-store-memory"])
+    assert 0 < ingress_object_store < quantity(container["resources"]["limits"]["memory"]) / 4
+    assert options["--metrics-export-port"] == str(named_port(t, "metrics"))
 
 
-def test_only_the_ingress_container_overrides_kuberays_command() -> None:
+def test_ingress_pods_are_not_mistaken_for_a_kuberay_worker_group() -> None:
+    """KubeRay lists its pods by `ray.io/*` labels, and the Ray autoscaler ties a
+    Ray node to a worker group by RAY_CLOUD_INSTANCE_ID / RAY_NODE_TYPE_NAME (its
+    v2 reconciler looks the instance id up and fails on an unknown one). The
+    ingress pods carry none of these: the autoscaler leaves them alone."""
+    t = template(INGRESS)
+    assert not [k for k in t.labels if k.startswith("ray.io/")]
+    for c in t.containers + t.spec.get("initContainers", []):
+        assert not {"RAY_CLOUD_INSTANCE_ID", "RAY_NODE_TYPE_NAME"} & set(env_names(c)), c["name"]
+
+
+def test_ingress_pods_do_what_kuberay_does_for_its_worker_pods() -> None:
+    """Token auth with the RayCluster's Secret, and an init container that waits
+    for the head's GCS with `ray health-check` (KubeRay's wait-gcs-ready)."""
+    auth = raycluster()["spec"]["authOptions"]
+    t = template(INGRESS)
+    (init,) = t.spec["initContainers"]
+    assert init["name"] == "wait-gcs-ready" and is_rayhook(init)
+    assert 'ray health-check --address "$RAY_HEAD_ADDRESS"' in init["command"][-1]
+    for container in (init, *t.containers):
+        env = container_env(container)
+        assert env["RAY_AUTH_MODE"]["value"] == auth["mode"] == "token"
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": auth["secretName"],
+            "key": "auth_token",
+        }
+    (main,) = t.containers
+    assert container_env(init)["RAY_HEAD_ADDRESS"] == container_env(main)["RAY_HEAD_ADDRESS"]
+
+
+def test_ray_reads_the_variables_the_manifests_set_for_it() -> None:
+    """RAY_AUTH_MODE and RAY_AUTH_TOKEN are Ray's own (KubeRay injects them into
+    its pods; the ingress Deployment sets them itself): the installed Ray reads
+    both names."""
+    from ray._private.authentication import authentication_token_setup
+
+    assert authentication_token_setup.AUTH_MODE_ENV_VAR == "RAY_AUTH_MODE"
+    raylet = Path(authentication_token_setup.__file__).parents[2] / "_raylet.so"
+    with raylet.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as image:
+        assert image.find(b"RAY_AUTH_TOKEN\x00") >= 0, "the C++ token loader reads RAY_AUTH_TOKEN"
+
+
+def test_ray_pods_keep_kuberays_command() -> None:
+    """KubeRay generates `ray start` for the head and the exec group: no command,
+    no override annotation (only the ingress Deployment has a command of its own)."""
     for t in templates():
         if not t.label.startswith("ray "):
             continue
@@ -587,8 +810,6 @@ def test_only_the_ingress_container_overrides_kuberays_command() -> None:
             t.body.get("metadata", {}).get("annotations", {}).get("ray.io/overwrite-container-cmd")
         )
         ray_container = t.containers[0]
-        if t.label == "ray group ingress":
-            continue
         assert overrides is None, f"{t.label} must keep KubeRay's `ray start`"
         assert "command" not in ray_container and "args" not in ray_container, t.label
 
@@ -605,7 +826,7 @@ def test_rayhook_containers_use_one_image() -> None:
 
 def test_ingress_service_selects_exactly_the_ingress_pods() -> None:
     service = find("Service", "rayhook-ingress")
-    assert selected(service["spec"]["selector"]) == ["ray group ingress"]
+    assert selected(service["spec"]["selector"]) == [INGRESS]
 
 
 def test_redis_service_and_statefulset_agree() -> None:
@@ -624,7 +845,10 @@ def test_every_pdb_selects_one_workload() -> None:
         hits = selected(pdb.body["spec"]["selector"]["matchLabels"])
         assert len(hits) == 1, f"{pdb} selects {hits}"
         covered.add(hits[0])
-    assert covered == {t.label for t in templates()}, "a workload has no PodDisruptionBudget"
+    long_running = {t.label for t in templates() if not t.label.startswith("Job/")}
+    assert covered == long_running, "a workload has no PodDisruptionBudget"
+    # CloudNativePG makes the history database's own (enablePDB, on by default).
+    assert history_cluster()["spec"].get("enablePDB", True) is True
 
 
 def test_network_policy_lets_every_redis_client_in() -> None:
@@ -653,7 +877,7 @@ def test_network_policy_lets_every_redis_client_in() -> None:
 def test_probes_hit_routes_of_the_falcon_app() -> None:
     routes = falcon_routes()
     assert {"/healthz", "/readyz", "/metrics"} <= routes, f"add_route parse found {routes}"
-    container = template("ray group ingress").containers[0]
+    container = template(INGRESS).containers[0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -665,7 +889,7 @@ def test_ports_agree_with_rayhook_port() -> None:
     settings = config()
     port = int(settings["RAYHOOK_PORT"])
     assert ipaddress.ip_address(settings["RAYHOOK_HOST"]).is_unspecified, "kubelet must reach it"
-    ingress = template("ray group ingress")
+    ingress = template(INGRESS)
     assert named_port(ingress, "http") == port
     container = ingress.containers[0]
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -731,18 +955,27 @@ def test_extraction_of_what_the_code_reads_works() -> None:
 def test_every_env_var_set_is_read_by_the_code() -> None:
     readable, prefixes = readable_env()
     unknown = []
-    for t, container in rayhook_containers():
+    for t, container in rayhook_containers(initial=True):
+        # A variable the kubelet expands into another one ($(NAME)) is used too.
+        expanded = {
+            name
+            for e in container.get("env", [])
+            for name in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", str(e.get("value", "")))
+        }
         for name, source in env_names(container).items():
-            if name in readable or any(name.startswith(p) and name != p for p in prefixes):
+            if name in readable | expanded or any(
+                name.startswith(p) and name != p for p in prefixes
+            ):
                 continue
             unknown.append(f"{t.label}: {name} (from {source})")
     assert not unknown, "set in the manifests but read by no code:\n" + "\n".join(unknown)
 
 
 def test_ingress_gets_what_it_needs() -> None:
-    names = env_names(template("ray group ingress").containers[0])
+    names = env_names(template(INGRESS).containers[0])
     for required in (
         "REDIS_URL",
+        "RAYHOOK_HISTORY_URL",
         "RAYHOOK_ADMIN_TOKEN",
         "RAYHOOK_NAMESPACE",
         "RAYHOOK_PORT",
@@ -752,13 +985,15 @@ def test_ingress_gets_what_it_needs() -> None:
     ):
         assert required in names, f"ingress container lacks {required}"
     assert names["RAYHOOK_ADMIN_TOKEN"].startswith("Secret"), "tokens come from a Secret"
-    assert names["REDIS_URL"] == "env"  # a secretKeyRef: it carries the password
+    env = container_env(template(INGRESS).containers[0])
+    for name in ("REDIS_URL", "RAYHOOK_HISTORY_URL"):  # they carry passwords
+        assert "secretKeyRef" in env[name]["valueFrom"], f"{name} must come from a Secret"
 
 
 def test_settings_are_consistent_across_ray_nodes() -> None:
     """Actors get their Settings from the process that created them, but whatever
     a Ray node sets itself must not disagree with the ingress."""
-    ingress = env_names(template("ray group ingress").containers[0])
+    ingress = env_names(template(INGRESS).containers[0])
     for t, container in rayhook_containers():
         for name, source in env_names(container).items():
             if name.startswith("RAYHOOK_"):
@@ -767,12 +1002,15 @@ def test_settings_are_consistent_across_ray_nodes() -> None:
 
 def test_secret_references_exist() -> None:
     secrets = dev_secrets()
+    generated = generated_secrets()
     referenced: set[str] = set()
     for t in templates():
-        for c in t.containers:
+        for c in t.containers + t.spec.get("initContainers", []):
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
+                if ref and ref["name"] in generated:
+                    assert ref["key"] in generated[ref["name"]], f"{t.label}: {ref}"
+                elif ref:
                     assert ref["key"] in secrets.get(ref["name"], {}), f"{t.label}: {ref}"
                     referenced.add(ref["name"])
             for source in c.get("envFrom", []):
@@ -788,7 +1026,7 @@ def test_secret_references_exist() -> None:
                 assert tls["secretName"] in EXTERNAL_SECRETS
     assert referenced == set(secrets), f"referenced {referenced}, provided {set(secrets)}"
     docs = DEPLOY_DOC.read_text()
-    for name in referenced | set(EXTERNAL_SECRETS):
+    for name in referenced | set(EXTERNAL_SECRETS) | set(generated):
         assert name in docs, f"docs/deploy.md does not say how to create Secret {name}"
 
 
@@ -866,6 +1104,464 @@ def test_redis_is_durable() -> None:
     assert include.startswith(mounts["tmp"] + "/") and include in " ".join(container["command"])
 
 
+# --- Redis memory and backpressure (SPEC §9) -------------------------------------------------
+
+
+def redis_conf_directives() -> dict[str, str]:
+    conf = find("ConfigMap", "rayhook-redis-config")["data"]["redis.conf"]
+    return dict(
+        line.split(None, 1) for line in conf.splitlines() if line.strip() and line[0] != "#"
+    )
+
+
+def test_kubelet_expansion_helper_follows_kubernetes() -> None:
+    env = {"A": "1", "POD_IP": "10.0.0.7"}
+    assert kubelet_expand("$(A) $(B) $$(A) $$ $HOME x$", env) == "1 $(B) $(A) $ $HOME x$"
+    assert kubelet_expand("--node-ip-address=$(POD_IP)", env) == "--node-ip-address=10.0.0.7"
+    assert kubelet_expand("$((A / 100 * B))", env) == "$((A / 100 * B))"
+    assert quantity("2Gi") == 2 * 2**30 and quantity("250m") == 0.25 and quantity("2") == 2
+
+
+def test_redis_starts_with_maxmemory_from_its_memory_limit(tmp_path: Path) -> None:
+    """The StatefulSet's own command and redis.conf, run with the machine's real
+    redis-server: maxmemory is the configured share of the container's memory
+    limit (as the kubelet hands it over), the policy is noeviction, and INFO
+    reports the maxmemory the ingress's watermark is a share of. Only what must
+    differ on a shared machine is rewritten: paths into tmp_path, a free port,
+    loopback only."""
+    sts = find("StatefulSet", "rayhook-redis")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REDIS_MEMORY_LIMIT"]["valueFrom"]["resourceFieldRef"]["resource"] == (
+        "limits.memory"
+    )
+    percent = int(env["REDIS_MAXMEMORY_PERCENT"]["value"])
+    limit = int(quantity(container["resources"]["limits"]["memory"]))
+    assert 25 <= percent <= 60, "leave the AOF rewrite's copy-on-write its headroom"
+    assert "maxmemory" not in redis_conf_directives(), "one source: the start command"
+
+    values = {
+        "REDIS_PASSWORD": "test-password",
+        "REDIS_MEMORY_LIMIT": str(limit),
+        "REDIS_MAXMEMORY_PERCENT": str(percent),
+    }
+    port = processes.free_port()
+    folder = tmp_path / "redis"
+    (folder / "tmp").mkdir(parents=True)
+    (folder / "data").mkdir()
+    conf = find("ConfigMap", "rayhook-redis-config")["data"]["redis.conf"]
+    conf = conf.replace("/tmp/", f"{folder}/tmp/").replace("bind * -::*", "bind 127.0.0.1")
+    conf = conf.replace("port 6379", f"port {port}").replace("dir /data", f"dir {folder}/data")
+    (folder / "redis.conf").write_text(conf)
+    assert container["command"][:2] == ["sh", "-c"]
+    script = kubelet_expand(container["command"][2], values)
+    script = script.replace("/tmp/", f"{folder}/tmp/")
+    script = script.replace("/etc/redis/redis.conf", str(folder / "redis.conf"))
+    server = subprocess.Popen(
+        ["sh", "-c", script],
+        env={"PATH": os.environ["PATH"], **values},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        processes.wait_for_port(port, timeout=20, process=server)
+        client = redis.Redis(port=port, password="test-password")
+        assert client.config_get("maxmemory") == {"maxmemory": str(limit // 100 * percent)}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert client.config_get("appendfsync") == {"appendfsync": "always"}
+        assert int(client.info("memory")["maxmemory"]) == limit // 100 * percent
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, password="wrong").ping()
+        client.close()
+    finally:
+        processes.stop(server, timeout=10)
+
+
+def test_configmap_values_are_accepted_by_the_settings_parser() -> None:
+    """engine/settings.py parses every value as the pods will read it."""
+    settings = Settings.from_env(config())
+    assert settings.history_max_age == 14 * 86400
+    assert 0 < settings.redis_high_watermark < 1
+    assert settings.max_backlog == int(config()["RAYHOOK_MAX_BACKLOG"])
+
+
+def test_redis_maxmemory_is_set_by_redis_itself_on_kubernetes() -> None:
+    """RAYHOOK_REDIS_MAXMEMORY sizes `rayhook up`'s private Redis only; here the
+    StatefulSet (or the managed service) sets maxmemory."""
+    for t, container in rayhook_containers():
+        assert "RAYHOOK_REDIS_MAXMEMORY" not in env_names(container), t.label
+
+
+# --- the history database (SPEC §9) ------------------------------------------------------
+
+# CloudNativePG refuses these in spec.postgresql.parameters: its
+# FixedConfigurationParameters (pkg/postgres/configuration.go).
+CNPG_FIXED_PARAMETERS = frozenset(
+    (
+        "allow_system_table_mods",
+        "archive_mode",
+        "bonjour",
+        "bonjour_name",
+        "cluster_name",
+        "config_file",
+        "data_directory",
+        "data_sync_retry",
+        "dynamic_shared_memory_type",
+        "event_source",
+        "external_pid_file",
+        "hba_file",
+        "hot_standby",
+        "huge_pages",
+        "ident_file",
+        "jit_provider",
+        "listen_addresses",
+        "logging_collector",
+        "port",
+        "primary_conninfo",
+        "primary_slot_name",
+        "recovery_target",
+        "recovery_target_action",
+        "recovery_target_inclusive",
+        "recovery_target_lsn",
+        "recovery_target_name",
+        "recovery_target_time",
+        "recovery_target_timeline",
+        "recovery_target_xid",
+        "restore_command",
+        "shared_preload_libraries",
+        "temp_tablespaces",
+        "unix_socket_directories",
+        "unix_socket_group",
+        "unix_socket_permissions",
+        "archive_cleanup_command",
+        "archive_command",
+        "log_destination",
+        "log_directory",
+        "log_file_mode",
+        "log_filename",
+        "log_rotation_age",
+        "log_rotation_size",
+        "log_truncate_on_rotation",
+        "pg_failover_slots.primary_dsn",
+        "pg_failover_slots.standby_slot_names",
+        "promote_trigger_file",
+        "recovery_end_command",
+        "recovery_min_apply_delay",
+        "restart_after_crash",
+        "ssl",
+        "ssl_ca_file",
+        "ssl_cert_file",
+        "ssl_crl_file",
+        "ssl_dh_params_file",
+        "ssl_ecdh_curve",
+        "ssl_key_file",
+        "ssl_passphrase_command",
+        "ssl_passphrase_command_supports_reload",
+        "ssl_prefer_server_ciphers",
+        "stats_temp_directory",
+        "synchronous_standby_names",
+        "synchronized_standby_slots",
+        "syslog_facility",
+        "syslog_ident",
+        "syslog_sequence_numbers",
+        "syslog_split_messages",
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def cnpg_validator(cnpg_crd: dict[str, Any]) -> jsonschema.Draft7Validator:
+    return crd_validator(cnpg_crd, CNPG_API)
+
+
+def test_history_cluster_validates_against_the_cloudnativepg_crd(cnpg_validator) -> None:
+    errors = crd_errors(cnpg_validator, history_cluster())
+    assert not errors, "the Cluster does not fit CloudNativePG's CRD:\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        ("typo", "instance"),
+        ("type", "instances"),
+        ("parameter", "max_connections"),
+        ("enum", "method"),
+        ("nested", "databse"),
+    ],
+)
+def test_cloudnativepg_crd_validation_catches_mistakes(cnpg_validator, mutation, expected) -> None:
+    body = copy.deepcopy(history_cluster())
+    spec = body["spec"]
+    if mutation == "typo":
+        spec["instance"] = spec.pop("instances")
+    elif mutation == "type":
+        spec["instances"] = "3"
+    elif mutation == "parameter":
+        spec["postgresql"]["parameters"]["max_connections"] = 200  # must be a string
+    elif mutation == "enum":
+        spec["postgresql"]["synchronous"]["method"] = "all"
+    else:
+        spec["bootstrap"]["initdb"]["databse"] = spec["bootstrap"]["initdb"].pop("database")
+    errors = crd_errors(cnpg_validator, body)
+    assert any(expected in e for e in errors), errors
+
+
+def postgres_size(value: str) -> float:
+    """A PostgreSQL size setting ("1GB", "512MB", bare = MB) in bytes."""
+    match = re.fullmatch(r"(\d+)\s*(kB|MB|GB|TB)?", value)
+    assert match, f"not a PostgreSQL size: {value!r}"
+    unit = {"kB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}[match.group(2) or "MB"]
+    return int(match.group(1)) * unit
+
+
+def test_history_cluster_passes_cloudnativepg_webhook_checks() -> None:
+    """What CloudNativePG's admission webhook refuses beyond the schema
+    (internal/webhook/v1/cluster_webhook.go), for the fields this Cluster uses."""
+    cluster = history_cluster()
+    name = cluster["metadata"]["name"]
+    assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 50
+    spec = cluster["spec"]
+    assert not ("imageName" in spec and "imageCatalogRef" in spec)
+    tag = spec["imageName"].rsplit(":", 1)[1]
+    assert tag != "latest", "CNPG cannot detect upgrades from `latest`"
+    major = int(re.match(r"(\d+)", tag).group(1))  # type: ignore[union-attr]
+    assert major >= 12, "CloudNativePG supports PostgreSQL 12 and newer"
+    initdb = spec["bootstrap"]["initdb"]
+    assert initdb.get("database") and initdb.get("owner"), "database and owner go together"
+    quantity(spec["storage"]["size"])
+    wal_volume = quantity(spec["walStorage"]["size"])
+    parameters = spec["postgresql"]["parameters"]
+    assert not set(parameters) & CNPG_FIXED_PARAMETERS, "CNPG fixes these"
+    min_wal, max_wal = (
+        postgres_size(parameters["min_wal_size"]),
+        postgres_size(parameters["max_wal_size"]),
+    )
+    assert min_wal < max_wal < wal_volume
+    assert max_wal + postgres_size(parameters["max_slot_wal_keep_size"]) < wal_volume
+    resources = spec["resources"]
+    for kind in ("cpu", "memory"):
+        assert quantity(resources["requests"][kind]) <= quantity(resources["limits"][kind])
+    assert quantity(resources["requests"]["memory"]) >= postgres_size(parameters["shared_buffers"])
+    synchronous = spec["postgresql"]["synchronous"]
+    assert synchronous["number"] < spec["instances"]
+
+
+def test_history_commits_survive_a_failover_and_one_lost_standby() -> None:
+    """The writer forgets the Redis copy once SQL has committed: the commit must be
+    on a standby as well (synchronous, `required`), and writes must go on with one
+    standby away (instances ≥ primary + synchronous standbys + 1)."""
+    spec = history_cluster()["spec"]
+    synchronous = spec["postgresql"]["synchronous"]
+    assert synchronous["dataDurability"] == "required"
+    assert synchronous["number"] >= 1
+    assert spec["instances"] >= 1 + synchronous["number"] + 1
+
+
+def test_history_url_comes_from_cloudnativepgs_app_secret() -> None:
+    """Every container that gets RAYHOOK_HISTORY_URL reads it from the key `uri` of
+    the Secret CloudNativePG generates for the Cluster, and that URI's form is one
+    store/history.py accepts."""
+    cluster = history_cluster()
+    (app_secret,) = generated_secrets()
+    users = [
+        (t.label, container_env(c)["RAYHOOK_HISTORY_URL"])
+        for t, c in rayhook_containers(initial=True)
+        if "RAYHOOK_HISTORY_URL" in container_env(c)
+    ]
+    assert {label for label, _ in users} == {INGRESS, "Job/rayhook-migrate"}
+    for label, var in users:
+        assert var["valueFrom"]["secretKeyRef"] == {"name": app_secret, "key": "uri"}, label
+    initdb = cluster["spec"]["bootstrap"]["initdb"]
+    # CloudNativePG's form: Go's url.URL with UserPassword, host <cluster>-rw.<namespace>.
+    password = "p@ss/w%rd:1"
+    uri = (
+        f"postgresql://{initdb['owner']}:{quote(password, safe='')}"
+        f"@{cluster['metadata']['name']}-rw.rayhook:5432/{initdb['database']}"
+    )
+    assert async_url(uri).startswith("postgresql+psycopg://")
+    assert password not in redacted_url(uri) and quote(password, safe="") not in redacted_url(uri)
+
+
+def test_database_urls_are_never_in_clear() -> None:
+    """Passwords travel in Secrets only: no ConfigMap value and no plain env value
+    holds a database URL, and the URL variables are always secretKeyRefs."""
+    for doc in objects():
+        if doc.kind == "ConfigMap":
+            for key, value in doc.body["data"].items():
+                assert "://" not in value or "@" not in value, f"{doc}: {key} looks like a URL"
+    for t, container in rayhook_containers(initial=True):
+        for e in container.get("env", []):
+            assert not re.match(r"(postgres(ql)?|rediss?)://", str(e.get("value", ""))), t.label
+            if e["name"] in {"RAYHOOK_HISTORY_URL", "REDIS_URL"}:
+                assert "secretKeyRef" in e["valueFrom"], f"{t.label}: {e['name']}"
+
+
+def _history_pool(path: Path) -> tuple[int, int]:
+    """pool_size and max_overflow of the HistoryStore a module makes (SQLAlchemy's
+    QueuePool defaults where it passes none)."""
+    defaults = inspect.signature(sqlalchemy.pool.QueuePool.__init__).parameters
+    (call,) = [
+        n
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "HistoryStore"
+    ]
+    given = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    return (
+        given.get("pool_size", defaults["pool_size"].default),
+        given.get("max_overflow", defaults["max_overflow"].default),
+    )
+
+
+def test_history_database_takes_every_connection_rayhook_may_open() -> None:
+    """max_connections covers: the ingress pods at the HPA's maximum, times gunicorn
+    workers, times each worker's pool; the history writer's pool; the migration Job;
+    and what PostgreSQL (superuser_reserved_connections) and the operator keep."""
+    (hpa,) = [d.body for d in objects() if d.kind == "HorizontalPodAutoscaler"]
+    ingress_pool = sum(_history_pool(REPO / "ingress" / "services.py"))
+    writer_pool = sum(_history_pool(REPO / "actors" / "history_writer.py"))
+    workers = int(config()["RAYHOOK_WORKERS"])
+    needed = hpa["spec"]["maxReplicas"] * workers * ingress_pool + writer_pool + 1
+    reserved = 3 + 5  # superuser_reserved_connections, CloudNativePG's instance manager
+    parameters = history_cluster()["spec"]["postgresql"]["parameters"]
+    assert int(parameters["max_connections"]) >= needed + reserved, needed
+
+
+def test_history_writer_runs_where_the_network_policy_expects_it() -> None:
+    """The HistoryWriter actor takes the actor resource (actors/pool.py), which only
+    the exec group offers: the exec pods connect to the history database."""
+    pool = ast.parse((REPO / "actors" / "pool.py").read_text())
+    (writer,) = [
+        n for n in pool.body if isinstance(n, ast.FunctionDef) and n.name == "history_writer"
+    ]
+    assert "resources=placement(settings)" in ast.unparse(writer)
+
+
+def test_network_policy_lets_every_history_client_in() -> None:
+    cluster = history_cluster()
+    policy = find("NetworkPolicy", cluster["metadata"]["name"])
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "cnpg.io/cluster": cluster["metadata"]["name"]
+    }
+    allowed = {
+        label
+        for rule in policy["spec"]["ingress"]
+        if {p["port"] for p in rule["ports"]} >= {5432}
+        for peer in rule["from"]
+        if "namespaceSelector" not in peer
+        for label in selected(peer["podSelector"]["matchLabels"])
+    }
+    resource = config()["RAYHOOK_ACTOR_RESOURCE"]
+    clients = {
+        t.label for t, c in rayhook_containers() if "RAYHOOK_HISTORY_URL" in env_names(c)
+    } | {
+        f"ray group {g['groupName']}"
+        for g in raycluster()["spec"]["workerGroupSpecs"]
+        if resource in ray_start_resources(g["rayStartParams"])
+    }
+    assert clients == {INGRESS, "Job/rayhook-migrate", "ray group exec"}
+    assert clients <= allowed, f"history clients {clients}, allowed {allowed}"
+    operator = [
+        rule
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    ]
+    assert operator and {p["port"] for p in operator[0]["ports"]} == {5432, 8000}
+
+
+def test_migrate_job_runs_a_command_the_cli_has() -> None:
+    job = find("Job", "rayhook-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert is_rayhook(container)
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    program, *args = container["command"]
+    assert pyproject["project"]["scripts"][program] == "deploy.cli:main"
+    assert args == ["migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in {"Never", "OnFailure"}
+    assert job["spec"]["backoffLimit"] >= 3, "the database may still be starting"
+    assert "ttlSecondsAfterFinished" in job["spec"], "a release must be able to run it again"
+
+
+def _run_migrate_job(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The Job's container command, with the Job's environment (the Secret's value in
+    RAYHOOK_HISTORY_URL), run as the image would: the console script on PATH."""
+    job = find("Job", "rayhook-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: url for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert set(env) == {"RAYHOOK_HISTORY_URL"}
+    return subprocess.run(
+        container["command"],
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(cwd), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_migrate_job_brings_a_cloudnativepg_shaped_database_to_the_newest_schema(
+    tmp_path: Path,
+) -> None:
+    """On the machine's PostgreSQL, with a URL of CloudNativePG's form (a
+    percent-encoded password; the server trusts local connections, so only the
+    parsing is exercised), twice at once as two Job pods could: both finish, and
+    the schema is at the newest revision."""
+    with fresh_database() as base:
+        parts = urlsplit(base)
+        password = quote("p@ss/w%rd:1", safe="")
+        url = f"postgresql://{parts.username}:{password}@{parts.hostname}:{parts.port}{parts.path}"
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda _: _run_migrate_job(url, tmp_path), range(2)))
+        for done in runs:
+            assert done.returncode == 0, done.stderr
+            assert f"schema at revision {migrate.head()} (newest)" in done.stdout
+            assert "p%40ss" not in done.stdout + done.stderr, "the password is never printed"
+        assert migrate.current(base) == migrate.head()
+
+
+def test_migrate_job_fails_while_the_database_is_down_so_kubernetes_retries(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://rayhook:s3cret-pw@127.0.0.1:{processes.free_port()}/rayhook"
+    done = _run_migrate_job(url, tmp_path)
+    assert done.returncode == 1
+    assert "rayhook: migrate postgresql://rayhook:***@127.0.0.1" in done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr
+
+
+def test_kustomize_component_switches_to_an_external_history_database(tmp_path: Path) -> None:
+    base = os.path.relpath(K8S, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [base],
+                "components": [f"{base}/components/external-postgresql"],
+            }
+        )
+    )
+    rendered = render(tmp_path)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in rendered}
+    history_objects = {(d.kind, d.name) for d in objects() if d.path.parent == K8S / "postgresql"}
+    assert history_objects and not (kinds & history_objects), "the CNPG Cluster is still in"
+    users = 0
+    for body in rendered:
+        if body["kind"] in {"Deployment", "Job"}:
+            for c in body["spec"]["template"]["spec"]["containers"]:
+                env = container_env(c)
+                if "RAYHOOK_HISTORY_URL" in env:
+                    users += 1
+                    ref = env["RAYHOOK_HISTORY_URL"]["valueFrom"]["secretKeyRef"]
+                    assert ref == {"name": "rayhook-history", "key": "url"}, body["kind"]
+                    names = [e["name"] for e in c["env"]]
+                    assert len(names) == len(set(names)), "the patch added a second entry"
+            _validate_core(body, K8S_VERSIONS[-1], f"rendered {body['kind']}")
+    assert users == 2
+    text = DEPLOY_DOC.read_text()
+    assert "rayhook-history" in text and "external-postgresql" in text
+
+
 # --- kustomize ----------------------------------------------------------------------------
 
 
@@ -928,7 +1624,9 @@ def test_kustomize_renders_the_base() -> None:
     (image,) = kustomization["images"]
     expected_image = f"{image['newName']}:{image['newTag']}"
     assert {(d["kind"], d["metadata"]["name"]) for d in rendered} == {
-        (d.kind, d.name) for d in objects() if d.path.parent in {K8S, K8S / "redis"}
+        (d.kind, d.name)
+        for d in objects()
+        if d.path.parent in {K8S, K8S / "redis", K8S / "postgresql"}
     }
     for body in rendered:
         if body["kind"] != "Namespace":
@@ -940,7 +1638,11 @@ def test_kustomize_renders_the_base() -> None:
             ]
             images = {c["image"] for p in pods for c in p["spec"]["containers"]}
             assert images == {expected_image}, "kustomize did not set the RayCluster's image"
-        if body["apiVersion"] != KUBERAY_API:
+        if body["kind"] in {"Deployment", "Job"}:
+            pod = body["spec"]["template"]["spec"]
+            images = {c["image"] for c in pod["containers"] + pod.get("initContainers", [])}
+            assert images == {expected_image}, f"kustomize did not set {body['kind']}'s image"
+        if body["apiVersion"] not in CRD_APIS:
             _validate_core(body, K8S_VERSIONS[-1], f"rendered {body['kind']}")
 
 
@@ -1042,7 +1744,7 @@ def test_start_script_starts_ray_then_the_ingress() -> None:
         isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "app" for t in n.targets)
         for n in asgi.body
     ), "ingress/asgi.py defines no `app`"
-    grace = template("ray group ingress").spec["terminationGracePeriodSeconds"]
+    grace = template(INGRESS).spec["terminationGracePeriodSeconds"]
     assert grace > int(config()["RAYHOOK_GRACEFUL_TIMEOUT"]) + 10, "no time left to drain"
 
 
@@ -1057,7 +1759,18 @@ def test_runbook_documents_the_contracts() -> None:
         resource,
         "RAYHOOK_ACTOR_RESOURCE",
         "actors/pool.py",
-        "ray.io/overwrite-container-cmd",
+        "HorizontalPodAutoscaler",
+        "rayhook-head-svc",
+        "ray health-check",
+        "RAY_CLOUD_INSTANCE_ID",
+        "rayhook migrate",
+        "rayhook-history-app",
+        "external-postgresql",
+        "dataDurability",
+        "RAYHOOK_HISTORY_MAX_AGE",
+        "RAYHOOK_REDIS_HIGH_WATERMARK",
+        "RAYHOOK_MAX_BACKLOG",
+        "aof_last_cow_size",
         "XPENDING",
         "events/s per ingress CPU core",
         "per stored execution",

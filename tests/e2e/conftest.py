@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from deploy import processes
+from engine.settings import default_history_url
 from tests.conftest import REDIS_URL, delete_namespace, kill_actors
 
 FINAL = {1, -1, -2, -3, -4, -5, -6}
@@ -28,6 +29,7 @@ class Server:
     namespace: str
     log: Path
     process: Any
+    history_url: str = ""
     created: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -89,6 +91,8 @@ def start_server(tmp: Path, *, redis_url: str = REDIS_URL, workers: int = 2, **e
         "RAYHOOK_PORT": str(port),
         "RAYHOOK_WORKERS": str(workers),
         "RAYHOOK_GRACEFUL_TIMEOUT": "10",
+        # its own data folder: the SQLite history (unless RAYHOOK_HISTORY_URL says)
+        "RAYHOOK_DATA_DIR": str(tmp / f"data-{port}"),
         **env,
     }
     process = processes.spawn(
@@ -97,7 +101,10 @@ def start_server(tmp: Path, *, redis_url: str = REDIS_URL, workers: int = 2, **e
         log=log,
         cwd=str(Path(__file__).resolve().parents[2]),
     )
-    server = Server(f"http://127.0.0.1:{port}", token, namespace, log, process)
+    history_url = full_env.get("RAYHOOK_HISTORY_URL") or default_history_url(
+        full_env["RAYHOOK_DATA_DIR"]
+    )
+    server = Server(f"http://127.0.0.1:{port}", token, namespace, log, process, history_url)
     deadline = time.monotonic() + 60
     while True:
         assert process.poll() is None, log.read_text()[-4000:]

@@ -12,12 +12,20 @@ from deploy import processes
 
 
 class RedisServer:
-    def __init__(self, folder: Path, *, appendonly: bool = True, fsync: str = "always") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        appendonly: bool = True,
+        fsync: str = "always",
+        maxmemory: str | None = None,
+    ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = processes.free_port()
         self.appendonly = appendonly
         self.fsync = fsync
+        self.maxmemory = maxmemory
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,6 +50,11 @@ class RedisServer:
                 self.fsync,
                 "--save",
                 "",
+                *(
+                    ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
+                    if self.maxmemory
+                    else []
+                ),
             ],
             env={},
             log=self.folder / "redis.log",

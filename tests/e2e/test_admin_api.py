@@ -394,8 +394,9 @@ def test_replay_of_a_sync_execution_runs_and_reports_its_status(server: Server) 
 
 
 def test_cancel_a_queued_execution_before_it_runs(make_server) -> None:  # type: ignore[no-untyped-def]
-    # One execution at a time, the first one slow: the next one waits in the inbox.
-    server = make_server(RAYHOOK_MAX_INFLIGHT="1")
+    # One execution at a time (one executor, one per workflow), the first one
+    # slow: the next one waits in the inbox.
+    server = make_server(RAYHOOK_MAX_INFLIGHT="1", RAYHOOK_EXECUTORS="1")
     nodes = [
         {
             "key": f"c{i}",

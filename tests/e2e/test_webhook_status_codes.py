@@ -276,7 +276,7 @@ def test_health_and_readiness(server: Server) -> None:
     assert server.http.get("/healthz").status_code == 200
     ready = server.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["data"] == {"redis": True, "ray": True}
+    assert ready.json()["data"] == {"redis": True, "ray": True, "history": True}
 
 
 def test_request_timeout_client_side_is_not_needed(server: Server) -> None:

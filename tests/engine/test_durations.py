@@ -23,7 +23,9 @@ def test_durations_read_as_seconds(text: str | float, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "s", "1y", "-1s", "1e999", "ten minutes", True, -3, float("inf")])
+@pytest.mark.parametrize(
+    "text", ["", "s", "1y", "-1s", "1e999", "ten minutes", True, -3, float("inf")]
+)
 def test_anything_else_is_refused_with_the_accepted_units_named(text: object) -> None:
     with pytest.raises(DurationError):
         parse_duration(text)  # type: ignore[arg-type]

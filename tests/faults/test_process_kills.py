@@ -30,6 +30,7 @@ def run_with_fault(stack: Stack, fault: str, inject) -> Verdict:  # type: ignore
         load.outcome,
         fault=fault,
         fault_at=fault_at,
+        history_url=stack.server.history_url,
     )
     assert verdict.accepted > 100, verdict
     assert verdict.lost == 0, verdict
@@ -45,10 +46,15 @@ def test_kill_an_execution_actor(stack: Stack) -> None:
     assert verdict.drained_s < 60
 
 
-def test_kill_the_supervisor(stack: Stack) -> None:
-    verdict = run_with_fault(
-        stack, "supervisor SIGKILL", lambda: stack.kill_actor_process(f"supervisor:{stack.key}")
-    )
+def test_kill_every_execution_actor_at_once(stack: Stack) -> None:
+    """Both executors, which also read the inboxes: no consumer is left alive
+    until Ray restarts them; each then runs its own pending entries again."""
+
+    def kill_both() -> None:
+        for name in ("executor:0", "executor:1"):
+            stack.kill_actor_process(name)
+
+    verdict = run_with_fault(stack, "both execution actors SIGKILL", kill_both)
     assert verdict.drained_s < 60
 
 

@@ -40,6 +40,7 @@ import httpx
 import pytest
 
 from deploy import processes
+from engine.settings import default_history_url
 from tests.e2e.conftest import Server
 from tests.e2e.redis_server import RedisServer
 from tests.e2e.workflows import async_echo, seed_example
@@ -51,7 +52,7 @@ pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 EXEC_RESOURCE = "rayhook_exec"
-ACTOR_CLASSES = ("ExecutionActor", "WorkflowSupervisor")
+ACTOR_CLASSES = ("ExecutionActor", "HistoryWriter")
 
 BEFORE = 4.0  # seconds of load before the kill
 AFTER = 3.0  # seconds of load once the lost actors run again
@@ -289,6 +290,7 @@ class Cluster:
             RAYHOOK_EXECUTORS="2",
             RAYHOOK_WORKERS="2",
             RAYHOOK_GRACEFUL_TIMEOUT="10",
+            RAYHOOK_DATA_DIR=str(folder / "data"),
             RAYHOOK_PYTHON=sys.executable,
             PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         )
@@ -297,7 +299,10 @@ class Cluster:
             ["bash", str(ROOT / "deploy" / "ray-node-start.sh")], env=env, log=log, cwd=str(ROOT)
         )
         self.ingress = Node("ingress", process, log)
-        self.server = Server(f"http://127.0.0.1:{port}", token, "nodeloss", log, process)
+        history_url = default_history_url(str(folder / "data"))
+        self.server = Server(
+            f"http://127.0.0.1:{port}", token, "nodeloss", log, process, history_url
+        )
         deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, log.read_text()[-4000:]
@@ -391,9 +396,9 @@ def test_a_worker_node_sigkilled_mid_load_loses_nothing(cluster: Cluster) -> Non
     workflow = server.create(async_echo(title="node loss"))
     sync_workflow = server.create(seed_example(title="node loss sync"))
     key = workflow["key"]
-    expected = sorted(
-        ["executor:0", "executor:1", f"supervisor:{key}", f"supervisor:{sync_workflow['key']}"]
-    )
+    # the executors (which also read the inboxes) and the history writer: no
+    # process per workflow
+    expected = ["executor:0", "executor:1", "history-writer"]
     url = f"{server.url}/api/webhook:trigger/{key}"
     assert server.hook(sync_workflow["key"], {"status": "paid", "order": "A-1"}).status_code == 200
 
@@ -464,6 +469,7 @@ def test_a_worker_node_sigkilled_mid_load_loses_nothing(cluster: Cluster) -> Non
         fault="ray worker node SIGKILL",
         fault_at=fault_at,
         timeout=DRAIN_BOUND,
+        history_url=server.history_url,
     )
     after = cluster.snapshot()
     listening_after = assert_loopback_only(cluster)  # the restarted actors too

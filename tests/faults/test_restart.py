@@ -7,7 +7,7 @@ once.
 - SIGTERM to gunicorn during slow sync requests: each gets its reply, and new
   connections are refused from the signal on;
 - SIGTERM to `rayhook up` with a backlog: it exits in a bounded time, the
-  supervisors stop consuming, the unread events stay in the inbox and run once
+  executors stop consuming, the unread events stay in the inbox and run once
   after a restart.
 
 The `rayhook up` scenarios use a private Redis with AOF (`REDIS_URL`), so that
@@ -17,6 +17,7 @@ its own Ray head as a user's would. Each writes its verdict row via `settle()`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -33,12 +34,14 @@ import redis
 
 from deploy import processes
 from deploy.launcher import ray_temp_dir
+from engine.settings import default_history_url
+from engine.status import is_final
 from store.keys import Keys
 from tests.conftest import REDIS_URL, delete_namespace, kill_actors
 from tests.e2e.conftest import Server, start_server
 from tests.e2e.redis_server import RedisServer
 from tests.e2e.test_up import Up
-from tests.faults.check import settle
+from tests.faults.check import executions_of, settle
 from tests.faults.load import Load, Outcome
 
 UP_NAMESPACE = "rayhook"  # `rayhook up`'s default namespace, on a private Redis
@@ -154,9 +157,15 @@ class UpStack:
     def backlog(self, key: str) -> int:
         return int(self.client.xlen(self.keys.inbox(key)))
 
-    def final(self, execution_ids: list[str]) -> int:
-        statuses = self.client.hmget(self.keys.execution_statuses, execution_ids)
-        return sum(1 for s in statuses if s not in (None, b"null") and int(s) != 0)
+    def final(self, key: str, execution_ids: list[str]) -> int:
+        """How many of these executions are final, hot in Redis or in the history."""
+        runs = asyncio.run(
+            executions_of(
+                self.redis.url, UP_NAMESPACE, default_history_url(str(self.data_dir)), key
+            )
+        )
+        final = {e.id for e in runs if is_final(e.status)}
+        return sum(1 for i in execution_ids if i in final)
 
     def close(self) -> None:
         if self.up.process is not None and self.up.process.poll() is None:
@@ -203,6 +212,7 @@ def test_rayhook_up_restarted_mid_load_finishes_the_backlog(up_stack: Any) -> No
         fault="rayhook up restart mid-load",
         fault_at=down_at,
         timeout=DRAIN_BOUND,
+        history_url=default_history_url(str(stack.data_dir)),
     )
     print(
         f"backlog at SIGTERM {backlog_at_stop}; stopped in {stopped_after:.1f} s; ready again "
@@ -294,6 +304,7 @@ def run_sync_drain(server: Server) -> None:
         fault="SIGTERM during sync requests",
         fault_at=fault_at,
         timeout=30,
+        history_url=server.history_url,
     )
     client.close()
     last = max(at for _, _, at in replies.values())
@@ -353,7 +364,7 @@ def test_shutdown_with_a_backlog_keeps_the_unread_events(up_stack: Any) -> None:
     key = version["key"]
     outcome = Outcome()
     # One connection per request: an idle keep-alive connection would hold
-    # gunicorn's stop for its whole graceful_timeout, while the supervisor still
+    # gunicorn's stop for its whole graceful_timeout, while the executors still
     # consumes (it is drained only once gunicorn has stopped).
     with httpx.Client(timeout=30, headers={"Connection": "close"}) as http:
 
@@ -370,7 +381,7 @@ def test_shutdown_with_a_backlog_keeps_the_unread_events(up_stack: Any) -> None:
         fault_at = time.monotonic()
         stopped_after = stack.stop()
         wanted = list(outcome.accepted.values())
-        final_at_stop = stack.final(wanted)
+        final_at_stop = stack.final(key, wanted)
         backlog_at_stop = stack.backlog(key)
         pending_at_stop = int(
             stack.client.xpending(stack.keys.inbox(key), "supervisors")["pending"]
@@ -386,6 +397,7 @@ def test_shutdown_with_a_backlog_keeps_the_unread_events(up_stack: Any) -> None:
         fault="shutdown with a backlog",
         fault_at=fault_at,
         timeout=DRAIN_BOUND,
+        history_url=default_history_url(str(stack.data_dir)),
     )
     print(
         f"stopped in {stopped_after:.1f} s with {final_at_stop} of 50 final, {backlog_at_stop} "
@@ -393,7 +405,7 @@ def test_shutdown_with_a_backlog_keeps_the_unread_events(up_stack: Any) -> None:
         f"{ready_after:.1f} s"
     )
     assert stopped_after < STOP_BOUND
-    # The supervisor stopped consuming: most events were left unread ...
+    # The executors stopped consuming: most events were left unread ...
     assert final_at_stop < 50 and backlog_at_stop > 0
     # ... and none was lost on the way: each is either final or still in the inbox.
     assert final_at_stop + backlog_at_stop == 50

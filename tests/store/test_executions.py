@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from hashlib import sha1
+from typing import Any
 
 import msgspec
 import pytest
@@ -16,8 +17,10 @@ from engine.status import Status
 from store.batching import PipelineBatcher
 from store.connection import EXECUTION_SAVE, Script
 from store.executions import ExecutionLog
+from store.filters import ContextMatch, ExecutionFilter
+from store.history_queue import HistoryQueue
 from store.inbox import Inbox
-from store.keys import INBOX_GROUP, Keys
+from store.keys import HISTORY_GROUP, INBOX_GROUP, Keys
 from tests.store.helpers import event
 
 KEY = "hook"
@@ -33,7 +36,7 @@ def execution(
 ) -> Execution:
     created = created or now()
     return Execution(
-        id=execution_id or new_execution_id(),
+        id=execution_id or new_execution_id(int(created.timestamp() * 1000)),
         key=key,
         workflowId=7,
         status=None if status is None else int(status),
@@ -60,6 +63,11 @@ def finish(e: Execution, status: int, **changes) -> Execution:
     return msgspec.structs.replace(e, status=int(status), finishedAt=now(), **changes)
 
 
+async def hot(log: ExecutionLog, **where: Any) -> list[str]:
+    """Ids of the hot executions a filter matches, newest first."""
+    return [e.id for e in await log.hot(ExecutionFilter(**where))]
+
+
 async def index_members(client: aioredis.Redis, index: str) -> list[str]:
     return [m.decode() for m in await client.zrange(index, 0, -1)]
 
@@ -83,21 +91,18 @@ async def test_save_started_then_resolved_moves_between_status_indexes(
 ) -> None:
     started = execution(Status.STARTED)
     await log.save(started)
-    page, count = await log.page(status=0)
-    assert [e.id for e in page] == [started.id] and count == 1
-    assert await log.page(status=1) == ([], 0)
+    assert await hot(log, statuses=(0,)) == [started.id]
+    assert await hot(log, statuses=(1,)) == []
     assert await log.statuses([started.id]) == [0]
 
     resolved = finish(started, Status.RESOLVED, output={"done": True})
     await log.save(resolved)
-    assert await log.page(status=0) == ([], 0)
-    page, count = await log.page(status=1)
-    assert [e.id for e in page] == [started.id] and count == 1
-    assert page[0].status == 1 and page[0].output == {"done": True}
-    assert (await log.page(key=KEY, status=0))[1] == 0
-    assert (await log.page(key=KEY, status=1))[1] == 1
-    page, count = await log.page()
-    assert [e.id for e in page] == [started.id] and count == 1
+    assert await hot(log, statuses=(0,)) == []
+    (found,) = await log.hot(ExecutionFilter(statuses=(1,)))
+    assert found.id == started.id and found.status == 1 and found.output == {"done": True}
+    assert await hot(log, key=KEY, statuses=(0,)) == []
+    assert await hot(log, key=KEY, statuses=(1,)) == [started.id]
+    assert await hot(log) == [started.id]
     assert await log.statuses([started.id]) == [1]
     assert await index_members(client, keys.executions(None, 0)) == []
     assert await index_members(client, keys.executions(KEY, 0)) == []
@@ -112,12 +117,10 @@ async def test_save_of_a_queued_execution_indexes_it_as_null(log: ExecutionLog) 
     queued = execution(None)
     await log.save(queued)
     assert await log.statuses([queued.id]) == [None]
-    page, count = await log.page(status=None)
-    assert [e.id for e in page] == [queued.id] and count == 1
-    assert page[0].status is None
+    assert await hot(log, statuses=(None,)) == [queued.id]
     await log.save(msgspec.structs.replace(queued, status=0))
-    assert await log.page(status=None) == ([], 0)
-    assert (await log.page(status=0))[1] == 1
+    assert await hot(log, statuses=(None,)) == []
+    assert await hot(log, statuses=(0,)) == [queued.id]
 
 
 async def test_get_of_an_unknown_execution_is_none(log: ExecutionLog) -> None:
@@ -140,45 +143,36 @@ async def test_statuses_gives_int_none_or_missing(log: ExecutionLog) -> None:
     assert await log.statuses([]) == []
 
 
-async def test_page_is_newest_first_with_paging_and_total_count(log: ExecutionLog) -> None:
+async def test_hot_executions_are_listed_newest_first(log: ExecutionLog) -> None:
     saved = [execution(1, created=T0 + timedelta(seconds=i)) for i in range(5)]
     for e in reversed(saved):  # insertion order must not matter
         await log.save(e)
-    newest_first = [e.id for e in reversed(saved)]
-
-    page, count = await log.page(page_size=2)
-    assert count == 5 and [e.id for e in page] == newest_first[0:2]
-    page, count = await log.page(page=2, page_size=2)
-    assert count == 5 and [e.id for e in page] == newest_first[2:4]
-    page, count = await log.page(page=3, page_size=2)
-    assert count == 5 and [e.id for e in page] == newest_first[4:5]
-    page, count = await log.page(page=4, page_size=2)
-    assert count == 5 and page == []
-    page, count = await log.page()
-    assert count == 5 and [e.id for e in page] == newest_first
+    newest_first = sorted((e.id for e in saved), reverse=True)
+    assert await hot(log) == newest_first
+    assert await hot(log, before=newest_first[1]) == newest_first[2:]
 
 
-async def test_page_by_workflow_key_and_status(log: ExecutionLog) -> None:
+async def test_hot_executions_by_workflow_key_status_time_and_context(log: ExecutionLog) -> None:
     a_ok = execution(1, key="a", created=T0)
     a_failed = execution(-1, key="a", created=T0 + timedelta(seconds=1))
     a_ok2 = execution(1, key="a", created=T0 + timedelta(seconds=2))
     b_ok = execution(1, key="b", created=T0 + timedelta(seconds=3))
+    b_ok.context = {"body": {"a": 2}}
     for e in (a_ok, a_failed, a_ok2, b_ok):
         await log.save(e)
-
-    def ids(result: tuple[list[Execution], int]) -> tuple[list[str], int]:
-        return [e.id for e in result[0]], result[1]
-
-    assert ids(await log.page(key="a")) == ([a_ok2.id, a_failed.id, a_ok.id], 3)
-    assert ids(await log.page(key="a", status=1)) == ([a_ok2.id, a_ok.id], 2)
-    assert ids(await log.page(key="a", status=-1)) == ([a_failed.id], 1)
-    assert ids(await log.page(key="b")) == ([b_ok.id], 1)
-    assert ids(await log.page(key="b", status=-1)) == ([], 0)
-    assert ids(await log.page(status=1)) == ([b_ok.id, a_ok2.id, a_ok.id], 3)
-    assert ids(await log.page(status="1")) == ([b_ok.id, a_ok2.id, a_ok.id], 3)
-    assert ids(await log.page(status=Status.RESOLVED)) == ([b_ok.id, a_ok2.id, a_ok.id], 3)
-    assert ids(await log.page(key="a", status=1, page=2, page_size=1)) == ([a_ok.id], 2)
-    assert ids(await log.page(key="none")) == ([], 0)
+    assert set(await hot(log, key="a")) == {a_ok2.id, a_failed.id, a_ok.id}
+    assert set(await hot(log, key="a", statuses=(1,))) == {a_ok2.id, a_ok.id}
+    assert await hot(log, key="a", statuses=(-1,)) == [a_failed.id]
+    assert set(await hot(log, statuses=(1, -1), key="a")) == {a_ok2.id, a_ok.id, a_failed.id}
+    assert await hot(log, key="b", statuses=(-1,)) == []
+    assert await hot(log, key="none") == []
+    second = int((T0 + timedelta(seconds=1)).timestamp() * 1000)
+    assert set(await hot(log, created_from=second, created_to=second + 1000)) == {
+        a_failed.id,
+        a_ok2.id,
+    }
+    body_a = ContextMatch(("body", "a"), "2")
+    assert await hot(log, context=(body_a,)) == [b_ok.id]
 
 
 # -- jobs -------------------------------------------------------------------------------
@@ -248,8 +242,7 @@ async def test_a_final_status_is_never_overwritten(
     # a duplicate run (redelivered entry) ends differently: the script refuses ...
     entry_id = await pending_entry(client, keys, inbox)
     duplicate = finish(e, Status.FAILED, output="second")
-    payload = msgspec.json.encode(duplicate)
-    script_keys, script_args = log._save_args(duplicate, payload, "", (), False)
+    script_keys, script_args = log._save_args(duplicate, None, (), False, (), None, True)
     assert await EXECUTION_SAVE(client, script_keys, script_args) == 0
 
     # ... and through the log it only acknowledges the duplicate's entry
@@ -257,8 +250,8 @@ async def test_a_final_status_is_never_overwritten(
     assert await log.statuses([e.id]) == [1]
     stored = await log.get(e.id)
     assert stored is not None and stored.status == 1 and stored.output == "first"
-    assert (await log.page(status=-1))[1] == 0
-    assert (await log.page(status=1))[1] == 1
+    assert await hot(log, statuses=(-1,)) == []
+    assert await hot(log, statuses=(1,)) == [e.id]
     assert (await client.xpending(keys.inbox(KEY), INBOX_GROUP))["pending"] == 0
     assert await client.xlen(keys.inbox(KEY)) == 0
 
@@ -268,7 +261,7 @@ async def test_a_restarted_run_does_not_reopen_a_final_execution(log: ExecutionL
     await log.save(finish(e, Status.REJECTED))
     await log.save(e)  # STARTED again, e.g. a redelivered entry before it checks
     assert await log.statuses([e.id]) == [Status.REJECTED]
-    assert (await log.page(status=0))[1] == 0
+    assert await hot(log, statuses=(0,)) == []
 
 
 async def test_a_started_execution_may_be_saved_again(log: ExecutionLog) -> None:
@@ -277,49 +270,73 @@ async def test_a_started_execution_may_be_saved_again(log: ExecutionLog) -> None
     await log.save(msgspec.structs.replace(e, output="progress"))
     stored = await log.get(e.id)
     assert stored is not None and stored.output == "progress"
-    assert (await log.page(status=0))[1] == 1
+    assert await hot(log, statuses=(0,)) == [e.id]
 
 
-# -- delete -----------------------------------------------------------------------------
+# -- final executions: queued for the history, or dropped ---------------------------
 
 
-async def test_delete_removes_the_execution_its_jobs_and_every_index_entry(
+async def test_a_final_execution_waits_on_the_history_stream_with_all_its_jobs(
     client: aioredis.Redis, keys: Keys, log: ExecutionLog
 ) -> None:
-    keep = execution(1, created=T0)
-    e = execution(0, created=T0 + timedelta(seconds=1))
-    await log.save(keep)
+    """Its hot keys go; it stays readable (stream entry + `moving`) and listed
+    until the history writer has moved it."""
+    e = execution(0)
     await log.save(e)
-    log.save_job(job(e.id, 1))
-    log.save_job(job(e.id, 2))
-    final = finish(e, Status.FAILED)
-    await log.save(final)
-    assert len(await log.jobs(e.id)) == 2
-
-    await log.delete(final)
-    assert await log.get(e.id) is None
-    assert await log.jobs(e.id) == []
+    log.save_job(job(e.id, 1))  # written while it ran
+    final = finish(e, Status.FAILED, output={"why": "x"})
+    await log.save(final, jobs=[job(e.id, 2)])
     assert await client.exists(keys.execution(e.id), keys.jobs(e.id)) == 0
+    ((entry_id, fields),) = await client.xrange(keys.history)
+    assert await client.hget(keys.moving, e.id) == entry_id
+    assert msgspec.json.decode(fields[b"x"])["status"] == -1
+    assert [j["id"] for j in msgspec.json.decode(fields[b"j"])] == [
+        job(e.id, 1).id,
+        job(e.id, 2).id,
+    ] or [j["id"] for j in msgspec.json.decode(fields[b"j"])] == [job(e.id, 2).id, job(e.id, 1).id]
+    found = await log.get_with_jobs(e.id)
+    assert found is not None
+    assert found[0] == final
+    assert [j.id for j in found[1]] == [job(e.id, 1).id, job(e.id, 2).id]
+    assert await log.job(job(e.id, 2).id) == job(e.id, 2)
+    assert await hot(log, statuses=(-1,)) == [e.id]
+    assert await log.statuses([e.id]) == [-1]
+
+
+async def test_history_moved_forgets_every_redis_copy(
+    client: aioredis.Redis, keys: Keys, log: ExecutionLog
+) -> None:
+    queue = HistoryQueue(client, keys)
+    await queue.ensure_group()
+    e = execution(1)
+    await log.save(e, jobs=[job(e.id, 1)])
+    (taken,) = await queue.take("w", 10, 100)
+    assert taken.record.id == e.id and taken.record.status == 1
+    assert await queue.moved([taken.copy]) == []
+    assert await client.xlen(keys.history) == 0
+    assert (await client.xpending(keys.history, HISTORY_GROUP))["pending"] == 0
+    assert await client.hlen(keys.moving) == 0
     assert await log.statuses([e.id]) == ["missing"]
-    for index in (
-        keys.executions(),
-        keys.executions(KEY),
-        *(keys.executions(None, s) for s in (None, 0, 1, -1)),
-        *(keys.executions(KEY, s) for s in (None, 0, 1, -1)),
-    ):
-        assert e.id not in await index_members(client, index), index
-    assert [x.id for x in (await log.page())[0]] == [keep.id]
-    assert (await log.page(status=-1))[1] == 0
+    assert await log.get(e.id) is None
+    for index in (keys.executions(), keys.executions(KEY), keys.executions(KEY, 1)):
+        assert await index_members(client, index) == []
+    # forgetting it again (a writer restarted after the first forget) says it is gone
+    assert await queue.moved([taken.copy]) == [e.id]
 
 
-async def test_delete_with_entry_acks_the_entry(
+async def test_an_execution_not_kept_is_forgotten_at_once(
     client: aioredis.Redis, keys: Keys, inbox: Inbox, log: ExecutionLog
 ) -> None:
     entry_id = await pending_entry(client, keys, inbox)
     e = execution(0)
     await log.save(e)
-    await log.delete(finish(e, Status.RESOLVED), entry=entry_id)
+    log.save_job(job(e.id, 1))
+    await log.save(finish(e, Status.RESOLVED), entry=entry_id, keep=False)
+    assert await log.get(e.id) is None
+    assert await client.exists(keys.execution(e.id), keys.jobs(e.id)) == 0
+    assert await client.xlen(keys.history) == 0
     assert await log.statuses([e.id]) == ["missing"]
+    assert await hot(log) == []
     assert (await client.xpending(keys.inbox(KEY), INBOX_GROUP))["pending"] == 0
     assert await client.xlen(keys.inbox(KEY)) == 0
 
@@ -345,7 +362,7 @@ async def test_a_final_save_writes_the_jobs_it_carries(log: ExecutionLog) -> Non
     e = execution(Status.RESOLVED)
     jobs = [job(e.id, n) for n in (1, 2, 3)]
     await log.save(e, jobs=jobs)
-    assert [j.id for j in await log.jobs(e.id)] == [j.id for j in jobs]
+    assert await log.jobs(e.id) == jobs
 
 
 # -- scripts Redis does not know yet (NOSCRIPT) --------------------------------------
@@ -378,7 +395,9 @@ async def test_script_call_loads_a_script_redis_does_not_know(client: aioredis.R
     assert await client.script_exists(script.sha) == [True]
 
 
-@pytest.mark.parametrize("name", ["inbox_add", "execution_save", "version_enable"])
+@pytest.mark.parametrize(
+    "name", ["inbox_add", "execution_save", "version_enable", "history_moved", "timers_fire"]
+)
 def test_bundled_scripts_are_addressed_by_their_sha1(name: str) -> None:
     script = Script.load(name)
     assert script.sha == sha1(script.source).hexdigest()

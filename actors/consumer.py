@@ -1,0 +1,316 @@
+"""`InboxConsumer`: an execution actor reads the inboxes of every active workflow
+itself, in one XREADGROUP across their streams, and runs what it reads.
+
+Every executor is a consumer (`executor:<i>`) of the inboxes' one consumer group,
+so the workflows' events spread over the executors, and a trickle per workflow
+still arrives in batches: a thousand workflows cost one blocking read per
+executor, not a process each. No Ray call sits between an inbox and the run.
+
+Per workflow, a `WorkflowSupervisor` (an object here) counts what runs and caps
+it. The consumer also:
+- after a (re)start, runs its own pending entries again (a crashed run), unless
+  the entry has been delivered more than `RAYHOOK_POISON_DELIVERIES` times: such
+  an entry crashed its executor each time, and is finalised ERROR
+  (`crashed_executor`) instead of crashing it forever;
+- keeps its long runs' entries from looking idle, and takes over entries other
+  consumers left idle for `RAYHOOK_STALE_AFTER` (a dead executor, a pool that
+  shrank);
+- moves due delay and retry timers into their inboxes (`timers:due`);
+- stops reading a disabled workflow's inbox once it has drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from redis.exceptions import ResponseError
+
+from actors.supervisor import WorkflowSupervisor
+from engine.settings import Settings
+from store.connection import DRAIN_DONE
+from store.executions import ExecutionLog
+from store.inbox import Entry, Inbox
+
+log = logging.getLogger("rayhook.consumer")
+
+READ_BLOCK_MS = 500
+REFRESH_SECONDS = 1.0  # how often the set of inboxes to read is read again
+MAINTAIN_SECONDS = 5.0  # keep-alives, claims of idle entries, drained inboxes
+TIMER_SECONDS = 0.5  # how often due timers are moved into their inboxes
+KEEP_ALIVE_AFTER = 10.0  # a run longer than this has its entry's idle time reset
+RETRY_SECONDS = 0.5
+MAX_QUICK_RETRIES = 5
+#: Executions one executor runs at once from the inboxes, all workflows together.
+TOTAL_INFLIGHT = 8000
+
+
+class Runner(Protocol):
+    """What runs the entries read (the ExecutionActor)."""
+
+    async def run_batch(self, entries: list[tuple[str, bytes]]) -> list[int | None]: ...
+
+    async def quarantine(self, entry: Entry, deliveries: int) -> None: ...
+
+
+class InboxConsumer:
+    """Attributes: `name` (its consumer name), `keys` (the inboxes it reads: the
+    enabled workflows' and the draining ones'), `supervisors` (awake, by key),
+    `draining` (a shutdown: read nothing new)."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        inbox: Inbox,
+        log: ExecutionLog,
+        runner: Runner,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.inbox = inbox
+        self.log = log
+        self.runner = runner
+        self.keys: list[str] = []
+        self.supervisors: dict[str, WorkflowSupervisor] = {}
+        self.draining = False
+        self._grouped: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._attempts: dict[str, int] = {}
+        self._capacity = asyncio.Event()
+
+    # -- the loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until the actor goes away; a failed round is retried."""
+        recovered = False
+        clock = _Clock()
+        while True:
+            try:
+                if clock.due("refresh", REFRESH_SECONDS):
+                    await self._refresh()
+                if not recovered:
+                    await self._recover()
+                    recovered = True
+                if clock.due("timers", TIMER_SECONDS):
+                    await self._fire_timers()
+                if clock.due("maintain", MAINTAIN_SECONDS):
+                    await self._maintain()
+                if self.draining:
+                    await asyncio.sleep(READ_BLOCK_MS / 1000)
+                    continue
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: consumer round failed; retrying", self.name)
+                self._grouped.clear()  # an inbox may have been dropped (NOGROUP)
+                clock.reset()
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def drain(self, timeout: float) -> int:
+        """Stop reading and wait up to `timeout` s for what runs; how many still
+        run. Unread entries stay in their inboxes for the next start."""
+        self.draining = True
+        deadline = time.monotonic() + timeout
+        while self._inflight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._inflight()
+
+    def stats(self) -> list[dict[str, object]]:
+        return [s.stats() for s in self.supervisors.values()]
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _refresh(self) -> None:
+        enabled = await self.inbox.client.hkeys(self.inbox.keys.enabled)
+        draining = await self.inbox.client.smembers(self.inbox.keys.draining)
+        keys = sorted({k.decode() for k in enabled} | {k.decode() for k in draining})
+        fresh = [k for k in keys if k not in self._grouped]
+        if fresh:
+            await self.inbox.ensure_groups(fresh)
+            self._grouped.update(fresh)
+        self.keys = keys
+
+    async def _read(self) -> None:
+        cap = self.settings.max_inflight
+        readable = [k for k in self.keys if self._supervisor_room(k, cap) > 0]
+        if not readable or self._inflight() >= TOTAL_INFLIGHT:
+            self._capacity.clear()
+            try:
+                await asyncio.wait_for(self._capacity.wait(), READ_BLOCK_MS / 1000)
+            except TimeoutError:
+                pass
+            return
+        count = max(1, min(self.settings.inbox_batch, cap))
+        try:
+            found = await self.inbox.read_many(self.name, readable, count, READ_BLOCK_MS)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._grouped.clear()  # an inbox was dropped and created again
+            await self._refresh()
+            return
+        if self.draining:  # the drain began during the read: these run after a restart
+            return
+        for key, entries in found.items():
+            self._dispatch(key, entries)
+
+    def _supervisor_room(self, key: str, cap: int) -> int:
+        supervisor = self.supervisors.get(key)
+        return cap if supervisor is None else supervisor.room(cap)
+
+    def _wake(self, key: str) -> WorkflowSupervisor:
+        supervisor = self.supervisors.get(key)
+        if supervisor is None:
+            supervisor = self.supervisors[key] = WorkflowSupervisor(key)
+            log.debug("%s woke (on %s)", supervisor.name, self.name)
+        return supervisor
+
+    def _dispatch(self, key: str, entries: list[Entry]) -> None:
+        supervisor = self._wake(key)
+        unreadable = [e.id for e in entries if e.execution_id is None]
+        if unreadable:
+            log.error("%s: dropping %d unreadable entries", supervisor.name, len(unreadable))
+            self._spawn(self.inbox.ack(key, unreadable))
+        batch = [
+            e for e in entries if e.execution_id is not None and e.id not in supervisor.inflight
+        ]
+        if batch:
+            supervisor.started([e.id for e in batch])
+            self._spawn(self._run(key, batch))
+
+    async def _run(self, key: str, batch: list[Entry]) -> None:
+        supervisor = self._wake(key)
+        failed: list[Entry] = []
+        finished = 0
+        try:
+            statuses = await self.runner.run_batch([(e.id, e.payload or b"") for e in batch])
+            # None: the execution could not be recorded; a status (final, or 0 for
+            # a durably waiting execution) means its entry was settled.
+            finished = sum(1 for s in statuses if s is not None)
+            failed = [e for e, s in zip(batch, statuses, strict=True) if s is None]
+        finally:
+            supervisor.ended([e.id for e in batch], finished=finished)
+            self._capacity.set()
+        if failed:
+            await self._retry_later(key, failed)
+
+    async def _retry_later(self, key: str, entries: list[Entry]) -> None:
+        """Entries whose execution could not be recorded (the store was away):
+        run them again soon, a few times, then leave them to idle claims."""
+        again = []
+        for entry in entries:
+            attempts = self._attempts.get(entry.id, 0) + 1
+            if attempts <= MAX_QUICK_RETRIES:
+                self._attempts[entry.id] = attempts
+                again.append(entry)
+            else:
+                self._attempts.pop(entry.id, None)
+        if again:
+            await asyncio.sleep(RETRY_SECONDS * self._attempts[again[0].id])
+            self._dispatch(key, again)
+
+    # -- recovery ---------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """After a (re)start: this consumer's pending entries, in every inbox it
+        reads, run again (the executor joins or skips what is settled)."""
+        after = dict.fromkeys(self.keys, "0")
+        while after:
+            found = await self.inbox.read_own(self.name, after, 1000)
+            for key in list(after):
+                entries = found.get(key, [])
+                if not entries:
+                    del after[key]
+                    continue
+                after[key] = entries[-1].id
+                log.info("%s: running %d pending entries of %s again", self.name, len(entries), key)
+                await self._rerun(key, entries)
+
+    async def _rerun(self, key: str, entries: list[Entry]) -> None:
+        """Entries delivered before: poison ones are quarantined, the rest run."""
+        counts = await self.inbox.deliveries(key, [e.id for e in entries])
+        runnable = []
+        for entry in entries:
+            deliveries = counts.get(entry.id, 0)
+            if deliveries > self.settings.poison_deliveries and entry.execution_id is not None:
+                await self.runner.quarantine(entry, deliveries)
+                self._wake(key).quarantined += 1
+            elif entry.id in counts:  # still pending (not settled meanwhile)
+                runnable.append(entry)
+        if runnable:
+            self._dispatch(key, runnable)
+
+    async def _maintain(self) -> None:
+        """Keep-alives of long runs, claims of idle entries, drained inboxes,
+        retired supervisors."""
+        for key, supervisor in list(self.supervisors.items()):
+            long_runs = supervisor.running_longer_than(KEEP_ALIVE_AFTER)
+            if long_runs:
+                await self.inbox.keep_alive(key, self.name, long_runs)
+            if supervisor.may_retire(self.settings.supervisor_linger):
+                del self.supervisors[key]
+                log.debug("%s retired (on %s)", supervisor.name, self.name)
+        if not self.draining:
+            stale = self.settings.stale_ms
+            claimed = await self.inbox.claim_idle_many(self.keys, self.name, stale, 100)
+            for key, entries in claimed.items():
+                running = self.supervisors.get(key)
+                entries = [e for e in entries if running is None or e.id not in running.inflight]
+                if entries:
+                    log.warning("%s: took over %d idle entries of %s", self.name, len(entries), key)
+                    await self._rerun(key, entries)
+        await self._drop_drained()
+
+    async def _drop_drained(self) -> None:
+        enabled = {k.decode() for k in await self.inbox.client.hkeys(self.inbox.keys.enabled)}
+        keys = self.inbox.keys
+        for key in self.keys:
+            if key in enabled or self._inflight(key):
+                continue
+            done = await DRAIN_DONE(
+                self.inbox.client,
+                [keys.draining, keys.enabled, keys.inbox(key), keys.timers_due],
+                [key],
+            )
+            if done:
+                log.info("inbox of %s drained; no longer read", key)
+
+    async def _fire_timers(self) -> None:
+        now_ms = time.time() * 1000
+        for key in await self.log.due_timers(now_ms):
+            await self.log.fire_timers(key, now_ms)
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def _inflight(self, key: str | None = None) -> int:
+        if key is not None:
+            supervisor = self.supervisors.get(key)
+            return len(supervisor.inflight) if supervisor else 0
+        return sum(len(s.inflight) for s in self.supervisors.values())
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _Clock:
+    """When each periodic chore last ran."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def due(self, chore: str, every: float) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(chore, 0.0) >= every:
+            self._last[chore] = now
+            return True
+        return False
+
+    def reset(self) -> None:
+        self._last.clear()

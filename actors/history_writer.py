@@ -1,0 +1,178 @@
+"""`HistoryWriter`: moves final executions from Redis to the SQL history
+(SPEC §9), in batches, and applies retention.
+
+One per deployment (named, detached, restarted by Ray). Its loop takes entries
+from the history stream, upserts them in one SQL transaction, and only then
+forgets their Redis copies; a crash between the two leaves the entries pending
+and the next start writes them again (the upsert makes that harmless). While the
+database is down it keeps retrying: executions wait in Redis and stay visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import ray
+from redis.exceptions import RedisError
+
+from actors import heap
+from actors.metrics import MetricsBuffer
+from engine.logs import configure as configure_logs
+from engine.settings import Settings
+from store import migrate
+from store.connection import connect
+from store.history import HistoryStore, HistoryUnavailable
+from store.history_queue import HistoryQueue, QueuedExecution
+from store.keys import Keys
+
+log = logging.getLogger("rayhook.history")
+T = TypeVar("T")
+
+CONSUMER = "writer"  # one name: a restarted writer owns the same pending entries
+BATCH = 1000
+READ_BLOCK_MS = 1000
+CLAIM_IDLE_MS = 60_000
+RETENTION_SECONDS = 60.0
+PARTITIONS_SECONDS = 3600.0
+MAX_BACKOFF = 5.0
+
+
+class HistoryWriter:
+    """Attributes: `settings`, the Redis-side `queue`, the SQL `history`, and
+    counters `moved`, `failures` (SQL writes that failed and were retried),
+    `pruned`, with `up` (the last SQL write succeeded) and `last_error`."""
+
+    def __init__(self, settings: Settings) -> None:
+        configure_logs()
+        self.settings = settings
+        self.redis = connect(settings.redis_url)
+        self.keys = Keys(settings.namespace)
+        self.queue = HistoryQueue(self.redis, self.keys)
+        self.history = HistoryStore(settings.history_database)
+        self.metrics = MetricsBuffer(self.redis, self.keys)
+        self.metrics.actor_started("HistoryWriter")
+        self.moved = self.failures = self.pruned = 0
+        self.up = False
+        self.last_error: str | None = None
+        loop = asyncio.get_running_loop()
+        self._main = loop.create_task(self._run())
+        self._retention = loop.create_task(self._retain())
+        heap.freeze()
+
+    async def stats(self) -> dict[str, object]:
+        return {
+            "moved": self.moved,
+            "failures": self.failures,
+            "pruned": self.pruned,
+            "up": self.up,
+            "lastError": self.last_error,
+        }
+
+    # -- the move -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        await self._migrated()
+        await self._retry_redis(self.queue.ensure_group)
+        # After a (re)start: what this writer took and did not finish goes first.
+        while pending := await self._retry_redis(lambda: self.queue.pending(CONSUMER, BATCH)):
+            await self._move(pending)
+        last_claim = time.monotonic()
+        while True:
+            try:
+                if time.monotonic() - last_claim > CLAIM_IDLE_MS / 1000:
+                    last_claim = time.monotonic()
+                    await self._move(await self.queue.claim_idle(CONSUMER, CLAIM_IDLE_MS, BATCH))
+                await self._move(await self.queue.take(CONSUMER, BATCH, READ_BLOCK_MS))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("history writer: redis unavailable (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _move(self, items: list[QueuedExecution]) -> None:
+        if not items:
+            return
+        await self._until_written(lambda: self.history.upsert([i.record for i in items]))
+        gone = await self._retry_redis(lambda: self.queue.moved([i.copy for i in items]))
+        if gone:  # destroyed while we wrote them: they must not come back
+            await self._until_written(lambda: self.history.delete(gone))
+        self.moved += len(items)
+        self.metrics.count("history", "moved", len(items))
+
+    async def _until_written(self, write: Callable[[], Awaitable[Any]]) -> None:
+        """Run an SQL write until it succeeds: the executions wait in Redis."""
+        backoff = 0.2
+        while True:
+            try:
+                await write()
+                if not self.up:
+                    log.info("history writer: the history store answers again")
+                self.up, self.last_error = True, None
+                return
+            except HistoryUnavailable as exc:
+                self.failures += 1
+                if self.up or self.last_error != str(exc):
+                    log.error("history writer: the history store is unavailable: %s", exc)
+                self.up, self.last_error = False, str(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+
+    async def _retry_redis(self, call: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                return await call()
+            except (RedisError, OSError) as exc:
+                log.warning("history writer: redis unavailable (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _migrated(self) -> None:
+        """The schema is up to date before the first write (retried while the
+        database is down; `rayhook migrate` may have done it already)."""
+        backoff = 0.5
+        while True:
+            try:
+                revision = await asyncio.to_thread(migrate.upgrade, self.settings.history_database)
+                log.info("history writer: schema at revision %s", revision)
+                await self.history.prepare(datetime.now(UTC))
+                return
+            except Exception as exc:
+                self.up, self.last_error = False, str(exc).splitlines()[0]
+                log.error("history writer: cannot migrate the history store: %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF * 6, backoff * 2)
+
+    # -- retention ------------------------------------------------------------------
+
+    async def _retain(self) -> None:
+        """Every minute, prune what retention no longer keeps; every hour, make
+        sure the coming days' partitions exist (PostgreSQL)."""
+        settings = self.settings
+        last_partitions = time.monotonic()
+        while True:
+            await asyncio.sleep(RETENTION_SECONDS)
+            try:
+                now = datetime.now(UTC)
+                if time.monotonic() - last_partitions > PARTITIONS_SECONDS:
+                    last_partitions = time.monotonic()
+                    await self.history.prepare(now)
+                pruned = await self.history.prune(
+                    max_age=settings.history_max_age,
+                    max_count=settings.history_max_count,
+                    now=now,
+                )
+                if pruned:
+                    self.pruned += pruned
+                    self.metrics.count("history", "pruned", pruned)
+                    log.info("history: pruned %d executions", pruned)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next round tries again
+                log.warning("history: retention failed: %s", exc)
+
+
+RemoteHistoryWriter = ray.remote(HistoryWriter)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL history (`rayhook migrate`, `store.migrate`)."""

@@ -1,0 +1,166 @@
+"""Crashes around the move of final executions to the SQL history (SPEC §9):
+the history writer, Redis and the SQL server are each killed under load. After
+each, every accepted event is final, stored exactly once in SQL (by execution
+id and by event id), and Redis holds no execution any more (its memory does not
+keep what has moved).
+
+The SQL server is a private PostgreSQL (the machine's shared one must stay up),
+killed with `pg_ctl -m immediate` (no shutdown checkpoint: crash recovery at the
+next start)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from engine.status import is_final
+from store.keys import Keys
+from tests.conftest import delete_namespace, kill_actors
+from tests.e2e.conftest import Server, start_server
+from tests.e2e.postgres_server import PostgresServer
+from tests.e2e.redis_server import RedisServer
+from tests.faults.check import Verdict, executions_of, settle
+from tests.faults.conftest import Stack
+from tests.faults.load import Load
+
+BEFORE, AFTER = 2.0, 4.0
+
+
+class HistoryStack(Stack):
+    """The fault stack (private Redis with AOF) with its history in a private
+    PostgreSQL."""
+
+    def __init__(self, server: Server, redis_server: RedisServer, pg: PostgresServer) -> None:
+        super().__init__(server, redis_server)
+        self.pg = pg
+
+    def hot(self) -> dict[str, int]:
+        client = redis.Redis.from_url(self.redis.url)
+        keys = Keys(self.server.namespace)
+        try:
+            return {
+                "statuses": client.hlen(keys.execution_statuses),
+                "moving": client.hlen(keys.moving),
+                "history stream": client.xlen(keys.history),
+                "inbox": client.xlen(keys.inbox(self.key)),
+            }
+        finally:
+            client.close()
+
+    def wait_moved(self, timeout: float = 120) -> float:
+        started = time.monotonic()
+        while any(self.hot().values()):
+            assert time.monotonic() - started < timeout, self.hot()
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def hstack(
+    ray_address: str, ray_driver: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HistoryStack]:
+    folder = tmp_path_factory.mktemp("history-faults")
+    redis_server = RedisServer(folder / "redis", appendonly=True, fsync="always")
+    redis_server.start()
+    pg = PostgresServer()
+    pg.start()
+    server = start_server(folder, redis_url=redis_server.url, RAYHOOK_HISTORY_URL=pg.url)
+    stack = HistoryStack(server, redis_server, pg)
+    yield stack
+    server.cleanup()
+    server.stop()
+    kill_actors(server.namespace)
+    redis_server.stop()
+    pg.remove()
+    delete_namespace(server.namespace)
+
+
+def run_with_fault(stack: HistoryStack, fault: str, inject) -> Verdict:  # type: ignore[no-untyped-def]
+    with Load(stack.url) as load:
+        time.sleep(BEFORE)
+        fault_at = time.monotonic()
+        inject()
+        time.sleep(AFTER)
+    verdict = settle(
+        stack.redis.url,
+        stack.server.namespace,
+        stack.key,
+        stack.version["id"],
+        load.outcome,
+        fault=fault,
+        fault_at=fault_at,
+        history_url=stack.server.history_url,
+        timeout=180,
+    )
+    assert verdict.accepted > 100, verdict
+    assert verdict.lost == 0, verdict
+    assert verdict.duplicated == 0, verdict
+    stack.wait_moved()
+    stored_once(stack, set(load.outcome.accepted.values()))
+    return verdict
+
+
+def stored_once(stack: HistoryStack, accepted: set[str]) -> None:
+    """Every accepted execution is a row of the history, and only once (its id
+    is the key; its event id appears once)."""
+    runs = asyncio.run(
+        executions_of(stack.redis.url, stack.server.namespace, stack.server.history_url, stack.key)
+    )
+    ids = Counter(e.id for e in runs)
+    assert accepted <= set(ids), f"{len(accepted - set(ids))} accepted executions not stored"
+    assert max(ids.values()) == 1
+    assert all(is_final(e.status) for e in runs)
+
+
+def test_kill_the_history_writer(hstack: HistoryStack) -> None:
+    run_with_fault(
+        hstack, "history writer SIGKILL", lambda: hstack.kill_actor_process("history-writer")
+    )
+
+
+def test_kill_redis_while_executions_move(hstack: HistoryStack) -> None:
+    def crash_and_restart() -> None:
+        hstack.redis.kill()
+        time.sleep(1.0)
+        hstack.redis.start()
+
+    run_with_fault(hstack, "Redis SIGKILL + restart, history moving", crash_and_restart)
+    hstack.wait_ready()
+
+
+def test_the_sql_server_crashes_and_comes_back(hstack: HistoryStack) -> None:
+    """While the history database is down, webhooks are still accepted (the
+    executions wait in Redis), /readyz stays 200 and says so, and /metrics shows
+    the waiting executions; once it is back, they all move."""
+    seen: dict[str, object] = {}
+
+    def crash_wait_and_restart() -> None:
+        hstack.pg.kill()
+        time.sleep(3.0)
+        ready = hstack.server.http.get("/readyz")
+        seen["ready"] = (ready.status_code, ready.json()["data"])
+        seen["metrics"] = hstack.server.http.get(
+            "/metrics", headers={"Authorization": f"Bearer {hstack.server.token}"}
+        ).text
+        hstack.pg.start()
+
+    with httpx.Client():
+        verdict = run_with_fault(
+            hstack, "history PostgreSQL crash + restart", crash_wait_and_restart
+        )
+    assert seen["ready"] == (200, {"redis": True, "ray": True, "history": False})
+    metrics = str(seen["metrics"])
+    assert "rayhook_history_up 0.0" in metrics
+    waiting = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("rayhook_history_queue ")
+    )
+    assert waiting > 0
+    assert verdict.answering_again_s < 1.0  # webhooks never stopped being accepted

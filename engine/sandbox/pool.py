@@ -172,6 +172,7 @@ class SandboxPool:
         self.budgets = CpuBudgets(cpu_ms)
         self._idle: list[SandboxProcess] = []
         self._started: set[SandboxProcess] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def run(self, owner: str, execution_id: str, run: ScriptRun) -> ScriptOutcome:
         await self.slots.acquire(owner)
@@ -187,7 +188,9 @@ class SandboxPool:
                     self._idle.append(process)
                 else:
                     self._started.discard(process)
-                    asyncio.get_running_loop().create_task(process.close())
+                    closing = asyncio.get_running_loop().create_task(process.close())
+                    self._closing.add(closing)  # a task nobody holds may be collected
+                    closing.add_done_callback(self._closing.discard)
         finally:
             self.slots.release(owner)
         self.budgets.spend(execution_id, outcome.cpu_ms)

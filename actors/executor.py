@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -41,8 +42,9 @@ from engine.records import (
     now,
 )
 from engine.redaction import SecretMask
+from engine.retry import backoff_seconds, exhausted, retries_after
 from engine.settings import Settings
-from engine.status import PENDING, Reason, Status, is_final
+from engine.status import NAMES, PENDING, Reason, Status, is_final
 from engine.trigger import sync_reply
 from engine.validation import CompiledWorkflow, compile_test_node, compile_workflow
 from store.batching import PipelineBatcher
@@ -77,10 +79,11 @@ class StoreUnavailable(Exception):
 
 
 class _Journal:
-    """The job records of one execution. Kept here and written together with
-    the execution's final state (one Redis call for a short run), unless the run
-    lasts long enough to be shown as STARTED: from then on each job is written
-    as it changes."""
+    """The job records of one run. Kept here and written together with the
+    execution's final state (one Redis call for a short run); a run long enough
+    to be shown as STARTED also writes each job as it changes. Those writes are
+    not awaited (progress marks), so the final write carries every job of the
+    run again: a mark lost to a Redis hiccup never loses a job."""
 
     def __init__(self, log: ExecutionLog, mask: SecretMask) -> None:
         self.log = log
@@ -90,16 +93,14 @@ class _Journal:
 
     def record(self, job: Job) -> None:
         job = self.mask.job(job)  # what is stored never holds an $env value
+        self.pending[job.id] = job
         if self.live:
             self.log.save_job(job)
-        else:
-            self.pending[job.id] = job
 
     def go_live(self) -> None:
         self.live = True
         for job in self.pending.values():
             self.log.save_job(job)
-        self.pending.clear()
 
     def take(self) -> list[Job]:
         jobs = list(self.pending.values())
@@ -279,7 +280,7 @@ class ExecutionActor:
     ) -> Coroutine[Any, Any, tuple[Execution, Reply | None]]:
         if is_final(status):
             return self._acknowledge(event, status)
-        if status == Status.STARTED and event.resume is None:
+        if status == Status.STARTED and event.resume is None and event.retry is None:
             return self._unless_waiting(event)
         return self._execute(event)
 
@@ -287,7 +288,7 @@ class ExecutionActor:
         """A redelivered event of an execution shown as STARTED: one that waits
         (a delay, a person, a child) is settled, only a crashed run runs again."""
         execution = await self.log.get(event.id)
-        if execution is not None and execution.waiting:
+        if execution is not None and (execution.waiting or execution.retryAt is not None):
             return await self._acknowledge(event, Status.STARTED)
         return await self._execute(event)
 
@@ -377,6 +378,8 @@ class ExecutionActor:
     async def _execute_once(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
         if event.resume is not None:
             return await self._resume(event)
+        if event.retry is not None:
+            return await self._retry(event)
         execution = Execution(
             id=event.id,
             key=event.key,
@@ -396,6 +399,8 @@ class ExecutionActor:
         except (NotFound, DefinitionError) as exc:
             execution.status, execution.error = Status.ERROR, str(exc)
             return await self._finish(execution, event, None, None, journal, False)
+        if workflow.options.retry is not None:
+            self.metrics.count("attempts", execution.key)
         interpreter = Interpreter(
             workflow, execution, env=self.settings.env, sink=journal.record, effects=self.effects
         )
@@ -404,21 +409,13 @@ class ExecutionActor:
     async def _resume(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
         """Continue a waiting execution: its job `event.resume.jobId` has ended."""
         assert event.resume is not None
-        execution = await self.log.get(event.id)
-        jobs = await self.log.jobs(event.id) if execution is not None else []
+        execution, jobs = await self.log.get_with_jobs(event.id) or (None, [])
         waiting = next((j for j in jobs if j.id == event.resume.jobId), None)
         if execution is None or is_final(execution.status) or waiting is None or waiting.status:
             # Already resumed (a timer or a submission delivered twice), or gone.
-            if event.entry is not None:
-                await self.inbox.ack(event.key, [event.entry])
-            stub = execution or Execution(
-                id=event.id,
-                key=event.key,
-                workflowId=event.workflowId,
-                createdAt=_from_ms(event.createdAt),
-            )
-            return stub, None
+            return await self._settled(event, execution)
         execution.status = Status.STARTED
+        earlier = [j for j in jobs if j.attempt < execution.attempt]
         journal = _Journal(self.log, self.mask)
         try:
             workflow, _ = await self._workflow(execution.workflowId, counted=True)
@@ -431,10 +428,59 @@ class ExecutionActor:
             env=self.settings.env,
             sink=journal.record,
             effects=self.effects,
-            history=jobs,
+            history=[j for j in jobs if j.attempt == execution.attempt],
             resolutions={event.resume.jobId: (event.resume.status, event.resume.result)},
+            job_offset=_last_sequence(earlier),
         )
         return await self._run(execution, event, workflow, interpreter, journal, False)
+
+    async def _retry(self, event: TriggerEvent) -> tuple[Execution, Reply | None]:
+        """Run attempt `event.retry` of an execution whose previous attempt failed
+        (`options.retry`): from its first node, on the same context; its earlier
+        attempts' jobs stay. The attempt runs once: only an execution waiting for
+        it (or whose run of it crashed) runs it."""
+        assert event.retry is not None
+        attempt = event.retry
+        execution, jobs = await self.log.get_with_jobs(event.id) or (None, [])
+        waiting_for_it = execution is not None and (
+            (execution.attempt == attempt - 1 and execution.retryAt is not None)
+            or (execution.attempt == attempt and execution.retryAt is None)  # crashed in it
+        )
+        if execution is None or is_final(execution.status) or not waiting_for_it:
+            return await self._settled(event, execution)
+        execution.attempt, execution.status, execution.retryAt = attempt, Status.STARTED, None
+        execution.error = execution.reason = execution.output = None
+        execution.waiting, execution.startedAt = [], now()
+        journal = _Journal(self.log, self.mask)
+        try:
+            workflow, _ = await self._workflow(execution.workflowId, counted=True)
+        except (NotFound, DefinitionError) as exc:
+            execution.status, execution.error = Status.ERROR, str(exc)
+            return await self._finish(execution, event, None, None, journal, False)
+        self.metrics.count("attempts", execution.key)
+        interpreter = Interpreter(
+            workflow,
+            execution,
+            env=self.settings.env,
+            sink=journal.record,
+            effects=self.effects,
+            job_offset=_last_sequence([j for j in jobs if j.attempt < attempt]),
+        )
+        return await self._run(execution, event, workflow, interpreter, journal, False)
+
+    async def _settled(
+        self, event: TriggerEvent, execution: Execution | None
+    ) -> tuple[Execution, None]:
+        """An event with nothing (left) to do: acknowledged."""
+        if event.entry is not None:
+            await self.inbox.ack(event.key, [event.entry])
+        stub = execution or Execution(
+            id=event.id,
+            key=event.key,
+            workflowId=event.workflowId,
+            createdAt=_from_ms(event.createdAt),
+        )
+        return stub, None
 
     async def _run(
         self,
@@ -498,11 +544,12 @@ class ExecutionActor:
         waits: list[Wait] | None = None,
     ) -> tuple[Execution, Reply | None]:
         execution = self.mask.execution(execution)  # stored without $env values
+        retry = self._retry_if_due(execution, workflow)
         final = is_final(execution.status)
         if final:
             execution.finishedAt = now()
         # A final or durably waiting execution no longer needs its inbox entry.
-        entry = event.entry if final or waits else None
+        entry = event.entry if final or waits or retry else None
         # Not kept (options.keep, deleteExecutionOnStatus): forgotten in the same
         # step that acks its entry and resumes its caller.
         keep = (
@@ -512,6 +559,8 @@ class ExecutionActor:
             or workflow.options.keeps(execution.status)
         )
         timers = [self._timer(execution, wait) for wait in waits or () if wait.fire_at is not None]
+        if retry is not None:
+            timers.append(retry)
         caller = self._caller_resume(execution, event) if final else None
         # The run happened: keep trying to record it rather than run it again.
         patience = FINAL_WRITE_PATIENCE if event.entry is not None else SYNC_WRITE_PATIENCE
@@ -551,6 +600,45 @@ class ExecutionActor:
             if len(self._finished) > _FINISHED_MEMORY:
                 self._finished.popitem(last=False)
         return execution, reply
+
+    def _retry_if_due(
+        self, execution: Execution, workflow: CompiledWorkflow | None
+    ) -> Timer | None:
+        """`options.retry`: an attempt that failed in a status of `on` with
+        attempts left waits for the next one (STARTED, `retryAt`, a durable
+        timer like a delay's); after the last attempt it is final and
+        `exhausted`."""
+        policy = workflow.options.retry if workflow is not None else None
+        status = execution.status
+        if policy is None or not is_final(status):
+            return None
+        if not retries_after(policy, status, execution.attempt):
+            if exhausted(policy, status, execution.attempt):
+                execution.exhausted = True
+                self.metrics.count("exhausted", execution.key)
+            return None
+        delay = backoff_seconds(policy, execution.attempt, random.random())
+        fire_at = time.time() * 1000 + delay * 1000
+        log.info(
+            "execution %s of %s: attempt %d ended %s; attempt %d in %.1f s",
+            execution.id,
+            execution.key,
+            execution.attempt,
+            NAMES.get(status, status),
+            execution.attempt + 1,
+            delay,
+        )
+        execution.status, execution.retryAt = Status.STARTED, _from_ms(fire_at)
+        event = TriggerEvent(
+            id=execution.id,
+            key=execution.key,
+            workflowId=execution.workflowId,
+            context={},
+            createdAt=time.time() * 1000,
+            retry=execution.attempt + 1,
+        )
+        member = f"{execution.id}|attempt{execution.attempt + 1}"
+        return Timer(fire_at=fire_at, member=member, event=_encode(event))
 
     def _timer(self, execution: Execution, wait: Wait) -> Timer:
         resume = TriggerEvent(
@@ -646,6 +734,11 @@ class ExecutionActor:
 
 def _from_ms(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _last_sequence(jobs: list[Job]) -> int:
+    """The highest job sequence number among `jobs` (0 for none)."""
+    return max((int(j.id.rpartition("-")[2]) for j in jobs), default=0)
 
 
 RemoteExecutionActor = ray.remote(ExecutionActor)

@@ -158,19 +158,21 @@ class Router:
         handle = await asyncio.to_thread(pool.history_writer, self.settings)
         await handle.stats.remote()
 
-    async def supervisors(self) -> list[dict[str, Any]]:
+    async def supervisors(self) -> tuple[list[dict[str, Any]], list[str]]:
         """Every workflow supervisor awake in the pool, one row per workflow
-        (a workflow active on several executors has one there each)."""
+        (a workflow active on several executors has one there each), and the
+        executors that did not answer (restarting)."""
         if not self._executors:
             self.connect()
-        try:
-            replies: list[list[dict[str, Any]]] = await asyncio.gather(
-                *(e.supervisors.remote() for e in self._executors)
-            )
-        except _RAY_UNAVAILABLE as exc:
-            raise Unavailable(str(exc)) from exc
+        replies = await asyncio.gather(
+            *(e.supervisors.remote() for e in self._executors), return_exceptions=True
+        )
         rows: dict[str, dict[str, Any]] = {}
+        silent: list[str] = []
         for index, stats in enumerate(replies):
+            if isinstance(stats, BaseException):
+                silent.append(pool.executor_name(index))
+                continue
             for row in stats:
                 merged = rows.setdefault(
                     str(row["key"]),
@@ -188,4 +190,4 @@ class Router:
                 merged["awakeSince"] = min(merged["awakeSince"], row["awakeSince"])
                 merged["idleSeconds"] = min(merged["idleSeconds"], row["idleSeconds"])
                 merged["executors"].append(pool.executor_name(index))
-        return sorted(rows.values(), key=lambda r: str(r["key"]))
+        return sorted(rows.values(), key=lambda r: str(r["key"])), silent

@@ -7,12 +7,14 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from engine.definition import DefinitionError, decode_definitions, load_document
+from engine.durations import DurationError, parse_duration
 from engine.paths import list_paths
 from engine.status import NAMES
 
@@ -48,9 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     _server_args(supervisors)
 
     replay = commands.add_parser(
-        "replay", help="run an execution's context again (current version)"
+        "replay",
+        help="run executions' contexts again (current version): one by id, or every "
+        "final one matching --workflow/--status/--since",
     )
-    replay.add_argument("execution_id")
+    replay.add_argument("execution_id", nargs="?")
+    replay.add_argument("--workflow", help="only executions of this workflow key")
+    replay.add_argument(
+        "--status", action="append", help="only executions in this status (repeatable)"
+    )
+    replay.add_argument("--since", help="only executions created since this long ago (1h, 2d)")
     _server_args(replay)
 
     migrate = commands.add_parser(
@@ -233,6 +242,31 @@ def _executions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_many(client: AdminClient, args: argparse.Namespace) -> int:
+    params: list[tuple[str, str]] = []
+    if args.workflow:
+        params.append(("filter[workflowKey]", args.workflow))
+    for status in args.status or []:
+        params.append(("filter[status]", status))
+    if args.since:
+        try:
+            seconds = parse_duration(args.since)
+        except DurationError as exc:
+            raise AdminError(f"--since: {exc}") from None
+        since = datetime.now(UTC) - timedelta(seconds=seconds)
+        params.append(("filter[createdAt][$gte]", since.isoformat()))
+    if not params:
+        raise AdminError("give an execution id, or --workflow, --status and/or --since")
+    payload = client.call("POST", "executions:replay", params=params)
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    data = payload["data"]
+    print(f"{data['count']} executions replayed", end="")
+    print(f" ({data['skipped']} skipped: no enabled version)" if data.get("skipped") else "")
+    return 0
+
+
 def _supervisors(args: argparse.Namespace) -> int:
     client = AdminClient.from_args(args)
     payload = client.call("GET", "supervisors:list")
@@ -250,6 +284,8 @@ def _supervisors(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     client = AdminClient.from_args(args)
+    if args.execution_id is None:
+        return _replay_many(client, args)
     payload = client.call("POST", "executions:replay", params={"filterByTk": args.execution_id})
     if args.json:
         print(json.dumps(payload, indent=2))

@@ -108,6 +108,27 @@ class WebhookConfig(StrictFrozen, frozen=True):
     dedupe: DedupeConfig | None = None
 
 
+class Backoff(StrictFrozen, frozen=True):
+    """How long a retry waits: `initial` * `multiplier`**(attempt - 1), at most
+    `max`; with `jitter`, a random share of it between half and all of it (so
+    that executions failed together do not all retry at once)."""
+
+    initial: str | float = "1s"
+    multiplier: float = 2.0
+    max: str | float = "10m"
+    jitter: bool = True
+
+
+class RetryPolicy(StrictFrozen, frozen=True):
+    """`options.retry` (SPEC §11, async workflows): an execution ending in a
+    status of `on` runs again on the same trigger context after the backoff, up
+    to `maxAttempts` runs in all."""
+
+    maxAttempts: int = 1
+    backoff: Backoff = Backoff()
+    on: list[int] = msgspec.field(default_factory=lambda: [-1, -2])
+
+
 class Options(StrictFrozen, frozen=True):
     """`keep` says which final executions go to the history store (SPEC §9):
     `all`, `failed` (RESOLVED ones are not kept) or `none`;
@@ -117,6 +138,7 @@ class Options(StrictFrozen, frozen=True):
     deleteExecutionOnStatus: list[int] = []
     stackLimit: int = 1
     keep: Literal["all", "failed", "none"] = "all"
+    retry: RetryPolicy | None = None
 
     def keeps(self, status: int) -> bool:
         """Whether a final execution in `status` is kept in the history."""

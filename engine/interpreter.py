@@ -69,8 +69,11 @@ class Interpreter:
     `output` (the last Output node's value), `jobs` (every job, in order),
     `waits` (what a STARTED execution waits for).
 
-    Resuming a waiting execution replays it: `history` (its recorded jobs, in
-    order) is walked again; a leaf node already recorded keeps its outcome and
+    A retried execution's next attempt starts after `job_offset` jobs of its
+    earlier attempts (its jobs' ids go on from there).
+
+    Resuming a waiting execution replays it: `history` (its recorded jobs of
+    this attempt, in order) is walked again; a leaf node already recorded keeps its outcome and
     is not run again (no effect repeats), branching nodes decide again from the
     same outcomes, and a job in `resolutions` takes the outcome it was given.
     """
@@ -86,9 +89,11 @@ class Interpreter:
         loop_limit: int | None = None,
         history: list[Job] | None = None,
         resolutions: Mapping[str, tuple[int, Any]] | None = None,
+        job_offset: int = 0,
     ) -> None:
         self.workflow = workflow
         self._history = history or []
+        self._job_offset = job_offset  # jobs of the execution's earlier attempts
         self._resolutions = dict(resolutions or {})
         self._replayed: set[str] = set()
         self._resolved: set[str] = set()
@@ -285,11 +290,12 @@ class Interpreter:
             return recorded
         stamp = now()
         job = Job(
-            id=job_id(self.execution.id, len(self.jobs) + 1),
+            id=job_id(self.execution.id, self._job_offset + len(self.jobs) + 1),
             executionId=self.execution.id,
             nodeKey=node_key,
             nodeType=node_type,
             status=PENDING,
+            attempt=self.execution.attempt,
             startedAt=stamp,
             updatedAt=stamp,
         )

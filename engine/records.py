@@ -82,6 +82,7 @@ class TriggerEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     replayOf: str | None = None  # the execution whose context this one replays
     resume: Resume | None = None  # set: continue a waiting execution (same id)
     parent: Parent | None = None  # set: a subflow call
+    retry: int | None = None  # set: run this attempt of a waiting execution (same id)
     stack: list[str] = []  # workflow keys of the calling executions, outermost first
 
     @classmethod
@@ -112,6 +113,7 @@ class Job(msgspec.Struct, kw_only=True):
     result: Any = None
     meta: Any = None
     log: str | None = None
+    attempt: int = 1  # the execution's attempt that ran it (options.retry)
     startedAt: datetime
     updatedAt: datetime
 
@@ -134,6 +136,7 @@ class Execution(msgspec.Struct, kw_only=True):
     waiting: list[str] = []  # ids of the jobs a STARTED execution waits on
     attempt: int = 1  # runs of this execution so far (options.retry, SPEC §11)
     exhausted: bool = False  # final after its last attempt failed
+    retryAt: datetime | None = None  # STARTED, waiting for its next attempt
     createdAt: datetime
     startedAt: datetime | None = None
     finishedAt: datetime | None = None

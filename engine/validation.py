@@ -21,6 +21,7 @@ from engine.definition import (
 from engine.nodes import REGISTRY
 from engine.nodes.base import CompiledNode, NodeError, WorkflowFacts
 from engine.nodes.response import HEADER_NAME
+from engine.retry import retry_problems
 from engine.scope import ROOTS, SYSTEM
 from engine.status import Status
 from engine.templates import Placeholder, TemplateError, compile_template
@@ -295,6 +296,8 @@ def _check_trigger(src: _Source) -> Iterator[str]:
     for status in options.deleteExecutionOnStatus:
         if status not in _STATUSES:
             yield f"options.deleteExecutionOnStatus: {status} is not an execution status"
+    if options.retry is not None:
+        yield from retry_problems(options.retry, sync=src.sync)
 
 
 def _label(node: NodeDefinition, path: str) -> str:

@@ -127,7 +127,14 @@ class MetricsResource:
         for key in enabled:
             pipe.xlen(keys.inbox(key))
             pipe.xpending(keys.inbox(key), INBOX_GROUP)
-        for name in ("executions", "execution_seconds", "job_seconds", "actor_starts", "history"):
+        for name in (
+            "executions",
+            "execution_seconds",
+            "job_seconds",
+            "actor_starts",
+            "history",
+            *_BY_KEY,
+        ):
             pipe.hgetall(keys.metrics(name))
         replies = await pipe.execute(raise_on_error=False)
         history = await self._history()
@@ -145,7 +152,7 @@ class MetricsResource:
                 backlog.add_metric([key], length)
             if isinstance(summary, dict):
                 pending.add_metric([key], summary.get("pending", 0))
-        executions, durations, jobs, starts, moves = (
+        executions, durations, jobs, starts, moves, *by_key = (
             _decoded(r) for r in replies[2 * len(enabled) :]
         )
         by_status = CounterMetricFamily(
@@ -174,6 +181,10 @@ class MetricsResource:
             restarts,
             *history,
             *_counters("rayhook_history", "Executions the history writer", moves),
+            *(
+                _per_key(_BY_KEY[name], counts)
+                for name, counts in zip(_BY_KEY, by_key, strict=True)
+            ),
         ]
 
     async def _history(self) -> list[Any]:
@@ -229,6 +240,30 @@ def _without_keys(family: Any) -> Any:
     for (name, pairs), total in totals.items():
         out.add_sample(name, dict(pairs), total)
     return out
+
+
+#: Counters the actors keep per workflow key: metrics hash → (metric, help).
+_BY_KEY = {
+    "attempts": (
+        "rayhook_execution_attempts",
+        "Attempts run by executions of workflows with options.retry, the first included.",
+    ),
+    "exhausted": (
+        "rayhook_executions_exhausted",
+        "Executions final after their last attempt failed (options.retry).",
+    ),
+    "quarantined": (
+        "rayhook_executions_quarantined",
+        "Executions recorded ERROR (crashed_executor) instead of crashing their executor again.",
+    ),
+}
+
+
+def _per_key(meta: tuple[str, str], counts: dict[str, str]) -> Any:
+    family = CounterMetricFamily(meta[0], meta[1], labels=["key"])
+    for key, value in sorted(counts.items()):
+        family.add_metric([key], float(value))
+    return family
 
 
 def _counters(name: str, doc: str, fields: dict[str, str]) -> list[Any]:

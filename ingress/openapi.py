@@ -21,6 +21,7 @@ from engine.records import Execution, Job
 from engine.status import NAMES
 from ingress.admin.executions import ExecutionSummary
 from ingress.admin.jobs import NodeTest, Submission
+from ingress.admin.supervisors import SupervisorView
 
 OPENAPI_PATH = "/api/openapi.json"
 
@@ -93,7 +94,14 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
         "A sync workflow ended in a status other than RESOLVED "
         "without a Response node; the message names the status, never a stack trace.",
     ),
-    503: ("ServiceUnavailable", "Redis or Ray is unavailable; nothing was acknowledged. Retry."),
+    503: (
+        "ServiceUnavailable",
+        "Not served now; nothing was acknowledged. Retry after `Retry-After` seconds. The "
+        "error names its `cause`: `redis_memory` (Redis above its high watermark), "
+        "`backlog` (the workflow's backlog is full), `store_unavailable` (Redis does not "
+        "answer), `executors_unavailable` (Ray), `workflow_changing`, "
+        "`history_unavailable` (the history database does not answer).",
+    ),
 }
 
 
@@ -120,6 +128,13 @@ def _error_response(status: int) -> dict[str, Any]:
     if status == 405:
         response["headers"] = {
             "Allow": {"description": "Always `POST`.", "schema": {"type": "string"}}
+        }
+    if status == 503:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "string"},
+            }
         }
     return response
 
@@ -174,6 +189,48 @@ def _filter(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 _STATUS_NUMBERS = [status for status in NAMES if status is not None]
+_STATUS = {
+    "anyOf": [
+        {"type": "integer", "enum": _STATUS_NUMBERS},
+        {"type": "string", "enum": ["null", "queueing"]},
+    ]
+}
+_EXECUTION_FILTER = {
+    "name": "filter",
+    "in": "query",
+    "style": "deepObject",
+    "explode": True,
+    "description": "SPEC §9: `filter[workflowKey]`, `filter[status]` (repeatable), "
+    "`filter[createdAt][$gte]`/`[$lte]` (ISO 8601), `filter[exhausted]`, and any trigger "
+    "context path, `filter[context.body.data.object.id]=pi_123` (the value's text form). "
+    "An unknown filter is a 400 naming it.",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "workflowKey": {"type": "string"},
+            "key": {"type": "string", "description": "Same as workflowKey."},
+            "status": {"anyOf": [_STATUS, {"type": "array", "items": _STATUS}]},
+            "createdAt": {
+                "type": "object",
+                "properties": {
+                    "$gte": {"type": "string", "format": "date-time"},
+                    "$lte": {"type": "string", "format": "date-time"},
+                },
+                "additionalProperties": False,
+            },
+            "exhausted": {"type": "string", "enum": ["true", "false"]},
+        },
+        "patternProperties": {"^context\\.(headers|query|body)\\.[a-z]+$": {"type": "string"}},
+        "additionalProperties": False,
+    },
+}
+_CURSOR = {
+    "name": "cursor",
+    "in": "query",
+    "description": "The `meta.nextCursor` of the previous page: the next page of older "
+    "executions, stable while new ones arrive (instead of `page`).",
+    "schema": {"type": "string", "pattern": "^[0-9a-z-]{1,64}$"},
+}
 
 # -- operations ---------------------------------------------------------------------
 
@@ -364,27 +421,38 @@ def _execution_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "listExecutions",
                 "tags": ["executions"],
-                "summary": "List executions, newest first (without context and output).",
-                "parameters": [
-                    _filter(
-                        {
-                            "workflowKey": {"type": "string"},
-                            "key": {"type": "string", "description": "Same as workflowKey."},
-                            "status": {
-                                "description": "A status number, or `null` for queued.",
-                                "anyOf": [
-                                    {"type": "integer", "enum": _STATUS_NUMBERS},
-                                    {"type": "string", "enum": ["null"]},
-                                ],
-                            },
-                        }
-                    ),
-                    _PAGE,
-                    _PAGE_SIZE,
-                ],
+                "summary": "List executions, newest first, hot and in the history "
+                "(without context and output; SPEC §9).",
+                "parameters": [_EXECUTION_FILTER, _PAGE, _PAGE_SIZE, _CURSOR],
                 "responses": {
                     "200": _ok("A page of executions.", execution_list),
-                    **_errors(400, 401),
+                    **_errors(400, 401, 503),
+                },
+            }
+        },
+        "/api/executions:destroy": {
+            "post": {
+                "operationId": "destroyExecutions",
+                "tags": ["executions"],
+                "summary": "Delete final executions: one by id, or every final one the "
+                "filters match (at least one filter).",
+                "parameters": [
+                    {**_EXECUTION_ID, "required": False},
+                    _EXECUTION_FILTER,
+                ],
+                "responses": {
+                    "200": _ok(
+                        "How many were deleted.",
+                        _data(
+                            {
+                                "type": "object",
+                                "properties": {"count": {"type": "integer", "minimum": 0}},
+                                "required": ["count"],
+                                "additionalProperties": False,
+                            }
+                        ),
+                    ),
+                    **_errors(400, 401, 404, 503),
                 },
             }
         },
@@ -396,7 +464,7 @@ def _execution_paths() -> dict[str, Any]:
                 "parameters": [_EXECUTION_ID],
                 "responses": {
                     "200": _ok("The execution.", _data(_ref("ExecutionWithJobs"))),
-                    **_errors(400, 401, 404),
+                    **_errors(400, 401, 404, 503),
                 },
             }
         },
@@ -425,6 +493,21 @@ def _execution_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/supervisors:list": {
+            "get": {
+                "operationId": "listSupervisors",
+                "tags": ["executions"],
+                "summary": "The workflow supervisors awake in the execution actors, with "
+                "their workflows' backlog.",
+                "responses": {
+                    "200": _ok(
+                        "The supervisors awake.",
+                        _data({"type": "array", "items": _ref("SupervisorView")}, meta=True),
+                    ),
+                    **_errors(401),
+                },
+            }
+        },
         "/api/jobs:get": {
             "get": {
                 "operationId": "getJob",
@@ -433,7 +516,7 @@ def _execution_paths() -> dict[str, Any]:
                 "parameters": [_JOB_ID],
                 "responses": {
                     "200": _ok("The job.", _data(_ref("Job"))),
-                    **_errors(400, 401, 404),
+                    **_errors(400, 401, 404, 503),
                 },
             }
         },
@@ -449,7 +532,7 @@ def _execution_paths() -> dict[str, Any]:
                 "requestBody": _body(_ref("Submission"), required=True),
                 "responses": {
                     "202": _ok("The job with the submission recorded.", _data(_ref("Job"))),
-                    **_errors(400, 401, 403, 404, 409, 413),
+                    **_errors(400, 401, 403, 404, 409, 413, 503),
                 },
             }
         },
@@ -576,8 +659,16 @@ def _webhook_paths() -> dict[str, Any]:
 def _probe_paths() -> dict[str, Any]:
     ready = {
         "type": "object",
-        "properties": {"redis": {"type": "boolean"}, "ray": {"type": "boolean"}},
-        "required": ["redis", "ray"],
+        "properties": {
+            "redis": {"type": "boolean"},
+            "ray": {"type": "boolean"},
+            "history": {
+                "type": "boolean",
+                "description": "The history database answers; it does not decide the status "
+                "(executions wait in Redis while it is down).",
+            },
+        },
+        "required": ["redis", "ray", "history"],
         "additionalProperties": False,
     }
     open_: dict[str, Any] = {"security": []}
@@ -654,12 +745,19 @@ def _schemas() -> dict[str, Any]:
             ExecutionSummary,
             Submission,
             NodeTest,
+            SupervisorView,
         ],
         ref_template=_REF,
     )
     error_item = {
         "type": "object",
-        "properties": {"message": {"type": "string"}},
+        "properties": {
+            "message": {"type": "string"},
+            "cause": {
+                "type": "string",
+                "description": "Why a 503: what to wait for before retrying.",
+            },
+        },
         "required": ["message"],
         "additionalProperties": False,
     }
@@ -680,6 +778,16 @@ def _schemas() -> dict[str, Any]:
                 "count": {"type": "integer", "minimum": 0},
                 "page": {"type": "integer", "minimum": 1},
                 "pageSize": {"type": "integer", "minimum": 1},
+                "nextCursor": {
+                    "anyOf": [{"type": "string"}, {"type": "null"}],
+                    "description": "executions:list: the `cursor` of the next (older) page; "
+                    "null on the last one.",
+                },
+                "unavailable": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "supervisors:list: executors that did not answer.",
+                },
             },
             "required": ["count", "page", "pageSize"],
             "additionalProperties": False,

@@ -47,15 +47,21 @@ class ExecutionSearch:
         so all of them are read; from SQL only the rows that can fall into the
         window: of the merged order's first `offset` rows, at least
         `offset - len(hot)` come from SQL, so those are skipped there."""
-        hot = await self._hot(where)
+        hot = await self.log.hot(where)
         if where.only_hot:
             return hot[offset : offset + limit], len(hot)
-        count = len(hot) + await self.history.count(where)
+        # Final executions in both stores for an instant (committed, not yet
+        # forgotten in Redis) count once: the SQL count and the check of which
+        # hot ones SQL holds come from one snapshot.
+        final = [e.id for e in hot if is_final(e.status)]
+        stored, committed = await self.history.count_and_present(where, final)
+        hot = [e for e in hot if e.id not in committed]
         skip = max(0, offset - len(hot))
         rows = await self.history.page(where, offset=skip, limit=offset + limit - skip)
-        merged = sorted([*hot, *rows], key=lambda e: e.id, reverse=True)
+        merged = {e.id: e for e in (*rows, *hot)}  # one committed since shows once
+        ordered = sorted(merged.values(), key=lambda e: e.id, reverse=True)
         start = offset - skip
-        return merged[start : start + limit], count
+        return ordered[start : start + limit], len(hot) + stored
 
     async def destroy(self, where: ExecutionFilter | str) -> int:
         """Delete final executions from both stores: one by id (StillRunning if
@@ -88,13 +94,3 @@ class ExecutionSearch:
                 if entry
             ]
         )
-
-    async def _hot(self, where: ExecutionFilter) -> list[Execution]:
-        """The hot matches, less the final ones SQL already holds (committed,
-        not yet forgotten in Redis: they would count twice)."""
-        hot = await self.log.hot(where)
-        final = [e.id for e in hot if is_final(e.status)]
-        if not final or where.only_hot:
-            return hot
-        committed = await self.history.present(final)
-        return [e for e in hot if e.id not in committed]

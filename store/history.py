@@ -337,6 +337,28 @@ class HistoryStore:
         async with self._connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
+    async def count_and_present(
+        self, where: ExecutionFilter, ids: Sequence[str]
+    ) -> tuple[int, set[str]]:
+        """The count of `where`'s matches and which of `ids` are stored, from one
+        statement, hence one snapshot: an execution committed meanwhile is in
+        both answers or in neither (a merged list counts it once)."""
+        counted = (
+            sa.select(sa.cast(sa.func.count(), sa.String).label("v"), sa.literal(1).label("kind"))
+            .select_from(executions)
+            .where(*self._conditions(where))
+        )
+        statement: Any = counted
+        if ids:
+            stored = sa.select(executions.c.id.label("v"), sa.literal(0).label("kind")).where(
+                executions.c.id.in_(list(ids))
+            )
+            statement = sa.union_all(counted, stored)
+        async with self._connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        count = next(int(row.v) for row in rows if row.kind == 1)
+        return count, {row.v for row in rows if row.kind == 0}
+
     async def present(self, ids: Iterable[str]) -> set[str]:
         """Which of these executions are stored."""
         wanted = list(ids)

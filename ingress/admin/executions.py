@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from actors.router import Unavailable
+from engine.definition import WorkflowVersion
 from engine.records import Execution, Job, TriggerEvent, now
 from engine.status import Reason, Status, is_final
 from ingress.admin.common import (
@@ -23,7 +25,7 @@ from ingress.admin.common import (
     reply,
 )
 from ingress.admin.filters import execution_filter
-from ingress.refusals import history_errors
+from ingress.refusals import executors_unavailable, history_errors, store_unavailable
 from ingress.services import Services
 from store.execution_search import StillRunning
 from store.filters import ExecutionFilter
@@ -206,22 +208,28 @@ async def queued_execution(services: Services, execution_id: str) -> tuple[Execu
     return execution, entry.id
 
 
-class Replay(AdminResource):
-    """Run an execution's trigger context again, on the workflow's current
-    version, as a new execution (`replayOf` names the original)."""
+class NoVersion(Exception):
+    """The workflow has no enabled version to replay on."""
 
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        execution_id = filter_by_tk(req)
-        async with history_errors():
-            found = await self.services.search.get(execution_id)
-        if found is None:
-            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
-        original = found[0]
-        version = await self.services.workflows.enabled_version(original.key)
-        if version is None:
-            raise falcon.HTTPBadRequest(
-                description=f"workflow {original.key!r} has no enabled version to replay on"
+
+class Replayer:
+    """Runs executions' trigger contexts again, each as a new execution on its
+    workflow's current enabled version (`replayOf` names the original)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._versions: dict[str, WorkflowVersion | None] = {}
+
+    async def replay(self, original: Execution) -> tuple[str, int | None, bool]:
+        """The new execution's id, its status (None while queued) and whether its
+        workflow is sync (it has run) or async (it is stored)."""
+        if original.key not in self._versions:
+            self._versions[original.key] = await self.services.workflows.enabled_version(
+                original.key
             )
+        version = self._versions[original.key]
+        if version is None:
+            raise NoVersion(original.key)
         event = TriggerEvent.start(
             key=original.key,
             workflowId=version.id,
@@ -229,33 +237,88 @@ class Replay(AdminResource):
             replayOf=original.id,
         )
         if version.sync:
-            try:
-                execution = await self.services.router.run_manual(event)
-            except Unavailable:
-                raise falcon.HTTPServiceUnavailable(
-                    description="the execution service is unavailable; retry later"
-                ) from None
-            reply(
-                resp,
-                {
-                    "execution": {"id": execution.id, "status": execution.status},
-                    "replayOf": original.id,
-                },
-            )
+            execution = await self.services.router.run_manual(event)
+            return execution.id, execution.status, True
+        await self.services.inbox.add(event)
+        return event.id, None, False
+
+
+class Replay(AdminResource):
+    """Replay one execution (`filterByTk`), or every final execution the list's
+    filters match (SPEC §11: at least one filter; `{"data": {"count": N}}`)."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        params = query(req)
+        if params.get("filterByTk") is None:
+            await self._replay_all(req, resp, params)
             return
+        execution_id = filter_by_tk(req)
+        async with history_errors():
+            found = await self.services.search.get(execution_id)
+        if found is None:
+            raise falcon.HTTPNotFound(description=f"execution {execution_id!r} not found")
+        original = found[0]
         try:
-            await self.services.inbox.add(event)
+            new_id, status, ran = await Replayer(self.services).replay(original)
+        except NoVersion:
+            raise falcon.HTTPBadRequest(
+                description=f"workflow {original.key!r} has no enabled version to replay on"
+            ) from None
+        except Unavailable:
+            raise executors_unavailable() from None
         except (NotEnabled, StaleRoute):
             raise falcon.HTTPConflict(description="the workflow changed; retry") from None
         except (RedisError, OSError):
-            raise falcon.HTTPServiceUnavailable(
-                description="the event store is unavailable; retry later"
-            ) from None
+            raise store_unavailable() from None
         reply(
             resp,
-            {"execution": {"id": event.id, "status": None}, "replayOf": original.id},
-            status=202,
+            {"execution": {"id": new_id, "status": status}, "replayOf": original.id},
+            status=200 if ran else 202,
         )
+
+    async def _replay_all(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, params: dict[str, Any]
+    ) -> None:
+        where = execution_filter(params)
+        if where == ExecutionFilter():
+            raise falcon.HTTPBadRequest(
+                description="give filterByTk or at least one filter[...] to replay"
+            )
+        replayer = Replayer(self.services)
+        gate = asyncio.Semaphore(BULK_REPLAYS_AT_ONCE)
+        replayed = skipped = 0
+
+        async def one(original: Execution) -> None:
+            nonlocal replayed, skipped
+            async with gate:
+                try:
+                    await replayer.replay(original)
+                    replayed += 1
+                except (NoVersion, NotEnabled, StaleRoute):
+                    skipped += 1
+
+        cursor: str | None = None
+        try:
+            while True:
+                async with history_errors():
+                    page, _ = await self.services.search.page(
+                        msgspec.structs.replace(where, before=cursor), limit=BULK_PAGE
+                    )
+                await asyncio.gather(*(one(e) for e in page if is_final(e.status)))
+                if len(page) < BULK_PAGE:
+                    break
+                cursor = page[-1].id
+        except Unavailable:
+            raise executors_unavailable() from None
+        except (RedisError, OSError):
+            raise store_unavailable() from None
+        reply(resp, {"count": replayed, "skipped": skipped})
+
+
+#: Bulk replay: executions read per page, and replays in flight at once (a sync
+#: workflow's replay runs while the request waits).
+BULK_PAGE = 500
+BULK_REPLAYS_AT_ONCE = 32
 
 
 def routes(services: Services) -> list[tuple[str, object]]:

@@ -28,13 +28,16 @@ class Outcome:
 
 
 class Load:
-    """Posts `{"id": <unique>, "amount": n}` to `url` from `connections`
-    concurrent clients, each pausing `pause` s between requests."""
+    """Posts `{"id": <unique>, "amount": n}` to `url` (or to each of a list of
+    URLs in turn) from `connections` concurrent clients, each pausing `pause` s
+    between requests."""
 
-    def __init__(self, url: str, *, connections: int = 8, pause: float = 0.005) -> None:
-        self.url, self.connections, self.pause = url, connections, pause
+    def __init__(self, url: str | list[str], *, connections: int = 8, pause: float = 0.005) -> None:
+        self.urls = itertools.cycle([url] if isinstance(url, str) else url)
+        self.connections, self.pause = connections, pause
         self.outcome = Outcome()
         self._stop = threading.Event()
+        self.paused = threading.Event()  # set: the clients send nothing
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self._ids = itertools.count(1)
         self._prefix = f"evt{time.monotonic_ns()}"
@@ -58,10 +61,15 @@ class Load:
     async def _client(self, client: httpx.AsyncClient) -> None:
         out = self.outcome
         while not self._stop.is_set():
+            if self.paused.is_set():
+                await asyncio.sleep(0.05)
+                continue
             event_id = f"{self._prefix}-{next(self._ids)}"
             out.sent += 1
             try:
-                reply = await client.post(self.url, json={"id": event_id, "amount": out.sent})
+                reply = await client.post(
+                    next(self.urls), json={"id": event_id, "amount": out.sent}
+                )
                 status = reply.status_code
             except httpx.HTTPError:
                 status = 0

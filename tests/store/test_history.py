@@ -269,3 +269,15 @@ async def test_the_queries_table_matches_the_migrated_schema(history: HistorySto
     finally:
         engine.dispose()
     assert migrated == {c.name for c in executions.columns}
+
+
+async def test_count_and_present_answer_from_one_snapshot(history: HistoryStore) -> None:
+    """What a merged list needs to count an execution moving meanwhile once."""
+    runs = [make(key="a") for _ in range(3)]
+    await store_all(history, *runs[:2])
+    elsewhere = make(key="b")
+    await store_all(history, elsewhere)
+    ids = [e.id for e, _ in runs] + [new_execution_id()]
+    count, present = await history.count_and_present(ExecutionFilter(key="a"), ids)
+    assert count == 2 and present == {runs[0][0].id, runs[1][0].id}
+    assert await history.count_and_present(ExecutionFilter(key="c"), []) == (0, set())

@@ -9,6 +9,7 @@ import logging
 from bisect import bisect_left
 from collections import Counter, defaultdict
 
+import ray
 import redis.asyncio as aioredis
 
 from store.keys import Keys
@@ -39,7 +40,13 @@ class MetricsBuffer:
         self._observe(self.keys.metrics("job_seconds"), node_type, seconds)
 
     def actor_started(self, actor: str) -> None:
+        """Called from an actor's constructor. Ray runs the constructor again when
+        it restarts an actor that died; a start after a clean stop (`rayhook up`
+        stopped then started, a deployment rolled out) is a first start of a
+        new actor, not a restart."""
         self._count(self.keys.metrics("actor_starts"), actor)
+        if _restarted_by_ray():
+            self._count(self.keys.metrics("actor_restarts"), actor)
 
     def count(self, name: str, field: str, n: int = 1) -> None:
         """Add `n` to counter `field` of the figures called `name`."""
@@ -97,3 +104,14 @@ class MetricsBuffer:
             await pipe.execute()
         except Exception as exc:  # figures are best effort: never fail a run for them
             log.warning("metrics flush failed: %s", exc)
+
+
+def _restarted_by_ray() -> bool:
+    """Whether Ray restarted the actor this runs in (after it died); False
+    outside an actor. Figures are best effort: never fail a start for them."""
+    try:
+        context = ray.get_runtime_context()
+        return bool(context.get_actor_id() is not None and context.was_current_actor_reconstructed)
+    except Exception as exc:
+        log.warning("could not tell whether this actor was restarted: %s", exc)
+        return False

@@ -12,7 +12,11 @@ body in benchmarks/bodies/payment.json:
 3. sync: condition → Response: round trips/s and p99;
 4. memory: idle stack RSS/PSS, per supervisor actor, per execution actor, and
    `rayhook up`'s time to ready;
-5. scaling: 1, 10 and 100 enabled workflows receiving traffic at once.
+5. scaling: 1, 10 and 100 enabled workflows receiving traffic at once;
+6. signed: the async workflow unsigned and, beside it in the same run, the
+   same workflow checking a Stripe signature (`config.signature`), every
+   request signed with a fresh timestamp by the load generator: the cost of
+   the check (and of signing, which the load generator pays).
 """
 
 from __future__ import annotations
@@ -39,15 +43,19 @@ import yaml
 
 from deploy import processes
 from deploy.bench import client, wrk
+from deploy.bench.arrivals import Constant
 from deploy.bench.bodies import Bodies
 from deploy.bench.losscheck import ExecutionCounter
 from deploy.bench.result import Result
+from deploy.bench.signing import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = ROOT / "benchmarks" / "bodies" / "payment.json"
 WORKFLOWS = ROOT / "benchmarks" / "workflows"
 REPORT = ROOT / "docs" / "performance.md"
 CONNECTIONS = 64
+#: The signed scenario's Stripe endpoint secret (a benchmark's own, not a real one).
+STRIPE_SECRET = "whsec_rayhook_benchmark_secret"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per load run")
     parser.add_argument(
         "--scenarios",
-        default="baseline,async,sync,memory,scaling",
-        help="comma-separated subset of: baseline,async,sync,memory,scaling",
+        default="baseline,async,sync,memory,scaling,signed",
+        help="comma-separated subset of: baseline,async,sync,memory,scaling,signed",
     )
     parser.add_argument(
         "--sustain-rate",
@@ -80,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, str]] = []  # (scenario, figure, value)
     baseline: float | None = None
     started = datetime.now(UTC)
-    if "baseline" in wanted or wanted & {"async", "sync", "scaling"}:
+    if "baseline" in wanted or wanted & {"async", "sync", "scaling", "signed"}:
         result = bench.baseline()
         baseline = result.rps
         rows += describe("1 raw baseline (bare Falcon)", result, None)
-    if wanted & {"async", "sync", "memory", "scaling"}:
+    if wanted & {"async", "sync", "memory", "scaling", "signed"}:
         with Stack() as stack:
             if "memory" in wanted:
                 rows += idle_memory(stack)
@@ -115,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                     result = with_loss_check(stack, keys, partial(bench.closed, urls))
                     rows += describe(f"5 scaling: {count} workflows", result, baseline)
                     stack.disable(keys)
+            if "signed" in wanted:
+                rows += signed(stack, bench, baseline)
     report = render(rows, started, engine, args)
     print(report)
     if not args.no_write:
@@ -132,6 +142,26 @@ def with_loss_check(stack: Stack, keys: list[str], load: Callable[[], Result]) -
     result = load()
     result.loss = counter.wait(base=base, accepted=result.accepted, started=started, timeout=600)
     return result
+
+
+def signed(stack: Stack, bench: Bench, baseline: float | None) -> list[tuple[str, str, str]]:
+    """The async workflow without and with a Stripe signature check, one after
+    the other under the same load; the signed one's ratio is to the unsigned."""
+    signature = {"scheme": "stripe", "secret": "{{$env.BENCH_STRIPE_SECRET}}"}
+    stack.apply(
+        WORKFLOWS / "async-3-node.yaml", key="bench-signed", config={"signature": signature}
+    )
+    unsigned = with_loss_check(
+        stack, ["bench-async"], lambda: bench.closed(stack.url("bench-async"))
+    )
+    signer = Signer.parse(f"stripe:{STRIPE_SECRET}")
+    result = with_loss_check(
+        stack, ["bench-signed"], lambda: bench.closed(stack.url("bench-signed"), signer)
+    )
+    return [
+        *describe("6 signed: async 3-node, unsigned", unsigned, baseline),
+        *describe("6 signed: async 3-node, Stripe-signed", result, unsigned.rps, versus="unsigned"),
+    ]
 
 
 def idle_memory(stack: Stack) -> list[tuple[str, str, str]]:
@@ -165,9 +195,14 @@ def supervisor_memory(stack: Stack, count: int = 10) -> list[tuple[str, str, str
 
 
 def describe(
-    scenario: str, r: Result, baseline: float | None, *, sustained: bool = False
+    scenario: str,
+    r: Result,
+    baseline: float | None,
+    *,
+    sustained: bool = False,
+    versus: str = "baseline",
 ) -> list[tuple[str, str, str]]:
-    ratio = f" ({r.rps / baseline:.2f} x baseline)" if baseline else ""
+    ratio = f" ({r.rps / baseline:.2f} x {versus})" if baseline else ""
     non2xx = sum(n for code, n in r.statuses.items() if not code.startswith("2"))
     out = [
         (scenario, "requests/s", f"{r.rps:,.0f}{ratio}"),
@@ -229,15 +264,20 @@ class Bench:
         self.engine, self.duration = engine, duration
         self.bodies = Bodies.from_files([str(BODY)])
 
-    def closed(self, urls: str | list[str]) -> Result:
+    def closed(self, urls: str | list[str], signer: Signer | None = None) -> Result:
         if self.engine == "wrk":
             return wrk.closed_loop(
-                urls, self.bodies, concurrency=CONNECTIONS, duration=self.duration, threads=2
+                urls,
+                self.bodies,
+                concurrency=CONNECTIONS,
+                duration=self.duration,
+                threads=2,
+                signer=signer,
             )
         uvloop.install()
         return asyncio.run(
             client.closed_loop(
-                client.Target.parse(urls),
+                client.Target.parse(urls, signer=signer),
                 self.bodies,
                 concurrency=CONNECTIONS,
                 duration=self.duration,
@@ -250,7 +290,7 @@ class Bench:
             client.open_loop(
                 client.Target.parse(url),
                 self.bodies,
-                rate=rate,
+                arrivals=Constant(rate),
                 duration=self.duration,
                 max_connections=256,
             )
@@ -298,6 +338,7 @@ class Stack:
             if k not in ("RAY_ADDRESS", "REDIS_URL", "RAYHOOK_ADMIN_TOKEN")
         }
         env["RAYHOOK_WORKERS"] = "2"
+        env["RAYHOOK_ENV_BENCH_STRIPE_SECRET"] = STRIPE_SECRET  # scenario 6
         out = self.folder / "up.out"
         started = time.monotonic()
         self.process = processes.spawn(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import tempfile
 
 from actors import heap
@@ -27,18 +28,28 @@ accesslog = None
 loglevel = os.environ.get("RAYHOOK_LOG_LEVEL", "info")
 
 
+#: The metrics folder this master made itself (removed again when it exits).
+_made_metrics_dir: str | None = None
+
+
 def on_starting(server):  # type: ignore[no-untyped-def]
     # /metrics adds up every worker's counters through files in this folder
     # (prometheus_client's multiprocess mode): set in the master, before any
     # worker is forked and imports prometheus_client.
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
-        prefix="rayhook-metrics-"
-    )
+    global _made_metrics_dir
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        folder = _made_metrics_dir = tempfile.mkdtemp(prefix="rayhook-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):  # counts of a previous run are not ours
         if name.endswith(".db"):
             os.remove(os.path.join(folder, name))
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _made_metrics_dir is not None:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -6,6 +6,8 @@ and gunicorn serving the Falcon app; prints one line with `ready` and the URL.
 On SIGTERM/SIGINT it stops them in reverse order: gunicorn first (in-flight
 requests finish), then it lets every executor finish its running executions
 (unread inbox entries stay in Redis for the next start), then Ray, then Redis.
+What it wrote outside the data folder (Ray's session folder under /tmp) is
+removed once Ray has stopped.
 """
 
 from __future__ import annotations
@@ -191,6 +193,10 @@ class LocalStack:
     def _start_gunicorn(self, timeout: float) -> None:
         if not processes.port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is in use; pick another with --port")
+        # The workers' metric files live with the rest of the stack's state
+        # (set for gunicorn only: in Ray's processes prometheus_client would
+        # write there too).
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(self.data_dir / "prometheus"), **self.env}
         self.gunicorn = processes.spawn(
             [
                 sys.executable,
@@ -200,7 +206,7 @@ class LocalStack:
                 "python:deploy.gunicorn_conf",
                 "ingress.asgi:app",
             ],
-            env=self.env,
+            env=env,
             log=self.logs / "gunicorn.log",
         )
         deadline = time.monotonic() + timeout
@@ -241,6 +247,7 @@ class LocalStack:
                 draining.kill()
         if self.ray is not None:
             processes.stop(self.ray, timeout=30)
+            _remove_folder(Path(ray_temp_dir(self.data_dir)))
         if self.redis is not None:
             processes.stop(self.redis, timeout=30)  # SIGTERM: Redis flushes its AOF
 
@@ -265,6 +272,17 @@ class LocalStack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+
+def _remove_folder(folder: Path, attempts: int = 10) -> None:
+    """Remove `folder`; Ray's last workers may still be writing their logs
+    there for a moment after the head stopped."""
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.5)
+    print(f"rayhook: could not remove {folder}", file=sys.stderr, flush=True)
 
 
 def run(stack: LocalStack) -> int:

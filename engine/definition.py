@@ -60,10 +60,20 @@ class MappedField(StrictFrozen, frozen=True):
         return self.var or self.key
 
 
+BodyType = Literal["json", "form", "text"]
+
+
 class RequestParsing(StrictFrozen, frozen=True):
+    """What the trigger reads from a request. `bodyTypes` (beyond NocoBase, which
+    takes JSON only): `json`, `form` (`application/x-www-form-urlencoded`, parsed
+    like the query) and `text` (`text/*`, `application/xml`: a string); `rawBody`
+    adds `$context.rawBody`, the body as received."""
+
     headers: list[HeaderField] = []
     query: list[MappedField] = []
     body: list[MappedField] = []
+    bodyTypes: list[BodyType] = msgspec.field(default_factory=lambda: ["json"])
+    rawBody: bool = False
 
 
 class NameValue(StrictFrozen, frozen=True):
@@ -85,9 +95,9 @@ class SignatureConfig(StrictFrozen, frozen=True):
     `secret` is one `{{$env.NAME}}` placeholder, or a list of them while a
     secret rotates; the secret itself never appears in a definition."""
 
-    scheme: Literal["stripe", "github", "standard-webhooks", "hmac-sha256"]
+    scheme: Literal["stripe", "github", "standard-webhooks", "hmac-sha256", "slack", "twilio"]
     secret: str | list[str]
-    tolerance: int = 300  # seconds a signed timestamp may be off (stripe)
+    tolerance: int = 300  # seconds a signed timestamp may be off (stripe, slack)
     header: str | None = None  # hmac-sha256: the header carrying the digest
     encoding: Literal["hex", "base64"] = "hex"  # hmac-sha256
     prefix: str = ""  # hmac-sha256: text before the digest, e.g. "sha256="
@@ -106,6 +116,7 @@ class WebhookConfig(StrictFrozen, frozen=True):
     response: AsyncResponse | None = None
     signature: SignatureConfig | None = None
     dedupe: DedupeConfig | None = None
+    maxBodyBytes: int | None = None  # at most the server's RAYHOOK_MAX_BODY_BYTES
 
 
 class Backoff(StrictFrozen, frozen=True):

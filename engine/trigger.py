@@ -97,12 +97,18 @@ _SIGNATURE_HEADERS = {
     "stripe": "stripe-signature",
     "github": "x-hub-signature-256",
     "standard-webhooks": "webhook-signature",
+    "slack": "x-slack-signature",
+    "twilio": "x-twilio-signature",
 }
+#: Headers a scheme reads its signature from besides `Signature.header`.
+_OTHER_SIGNATURE_HEADERS = {"standard-webhooks": ("svix-signature",)}
+DEFAULT_BODY_TYPES = frozenset({"json"})
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledTrigger:
-    """A webhook workflow's request handling: credentials, mappings, async reply."""
+    """A webhook workflow's request handling: credentials, mappings, async reply,
+    the body types it takes and its own body limit (0: the server's)."""
 
     credentials: BasicCredentials | None
     query: tuple[FieldMapping, ...]
@@ -110,26 +116,42 @@ class CompiledTrigger:
     reply: AsyncReply
     signature: Signature | None = None
     dedupe: Dedupe | None = None
+    body_types: frozenset[str] = DEFAULT_BODY_TYPES
+    raw_body: bool = False
+    max_body_bytes: int = 0
+    redacted: frozenset[str] = REDACTED_HEADERS
+
+    def body_limit(self, server_limit: int) -> int:
+        """Bytes a body may have: the workflow's limit, never above the server's."""
+        own = self.max_body_bytes
+        return own if 0 < own < server_limit else server_limit
 
     def build_context(
         self,
         headers: Mapping[str, str],
         query: dict[str, Any],
         body: Any,
+        raw: bytes = b"",
         also: AbstractSet[str] = frozenset(),
     ) -> dict[str, Any]:
         """`$context` for one request: headers lower-cased with secrets redacted
-        (the SPEC's two and the operator's list, `also`), query and body plus
-        one entry per configured item."""
+        (the SPEC's two, the workflow's signature headers and the operator's
+        list, `also`), query and body plus one entry per configured item, and
+        `rawBody` when configured."""
+        redacted = self.redacted
         clean = {
-            name: (REDACTED if name in REDACTED_HEADERS or name in also else value)
+            name: (REDACTED if name in redacted or name in also else value)
             for name, value in ((n.lower(), v) for n, v in headers.items())
         }
         if self.query:
             query = _with_mapped(query, self.query)
         if self.body and isinstance(body, dict):
             body = _with_mapped(body, self.body)
-        return {"headers": clean, "query": query, "body": body}
+        context = {"headers": clean, "query": query, "body": body}
+        if self.raw_body:
+            # The ingress has checked the body is UTF-8; "replace" keeps this total.
+            context["rawBody"] = raw.decode("utf-8", "replace")
+        return context
 
 
 def _with_mapped(source: dict[str, Any], mappings: tuple[FieldMapping, ...]) -> dict[str, Any]:
@@ -140,14 +162,16 @@ def _with_mapped(source: dict[str, Any], mappings: tuple[FieldMapping, ...]) -> 
     return out
 
 
-def compile_trigger(config: WebhookConfig) -> CompiledTrigger:
+def compile_trigger(config: WebhookConfig, *, sync: bool = False) -> CompiledTrigger:
+    """The trigger's checks and async reply, ready per request. A sync
+    workflow's `config.response` is ignored (its response node answers)."""
     auth = config.basicAuthentication
     credentials = None
     if auth and not isinstance(auth, bool):
         password = env_placeholder(auth.password) or auth.password.encode()
         credentials = BasicCredentials(auth.username.encode(), password)
     reply = DEFAULT_ASYNC_REPLY
-    if config.response is not None:
+    if config.response is not None and not sync:
         r = config.response
         reply = AsyncReply(
             r.statusCode,
@@ -155,6 +179,7 @@ def compile_trigger(config: WebhookConfig) -> CompiledTrigger:
             compile_template(r.body),
         )
     signature = None
+    redacted = REDACTED_HEADERS
     if config.signature is not None:
         sig = config.signature
         secrets = [sig.secret] if isinstance(sig.secret, str) else sig.secret
@@ -166,17 +191,46 @@ def compile_trigger(config: WebhookConfig) -> CompiledTrigger:
             encoding=sig.encoding,
             prefix=sig.prefix,
         )
+        # Stored in clear, a signature would let whoever reads executions replay
+        # the delivery within the tolerance.
+        redacted = redacted | {signature.header, *_OTHER_SIGNATURE_HEADERS.get(sig.scheme, ())}
     dedupe = None
     if config.dedupe is not None:
         dedupe = Dedupe(compile_template(config.dedupe.id), config.dedupe.window)
+    request = config.request
     return CompiledTrigger(
         credentials,
-        tuple(_mapping(f) for f in config.request.query),
-        tuple(_mapping(f) for f in config.request.body),
+        tuple(_mapping(f) for f in request.query),
+        tuple(_mapping(f) for f in request.body),
         reply,
         signature,
         dedupe,
+        body_types=frozenset(request.bodyTypes) or DEFAULT_BODY_TYPES,
+        raw_body=request.rawBody,
+        max_body_bytes=config.maxBodyBytes or 0,
+        redacted=redacted,
     )
+
+
+def body_problems(config: WebhookConfig) -> list[str]:
+    """Definition errors of `config.request.bodyTypes` and `config.maxBodyBytes`."""
+    problems: list[str] = []
+    if not config.request.bodyTypes:
+        problems.append('config.request.bodyTypes: give at least one of "json", "form", "text"')
+    if config.maxBodyBytes is not None and config.maxBodyBytes <= 0:
+        problems.append("config.maxBodyBytes: must be a number of bytes above 0")
+    return problems
+
+
+def over_server_limit(config: WebhookConfig, server_limit: int) -> str | None:
+    """The definition error of a `config.maxBodyBytes` above the server's
+    RAYHOOK_MAX_BODY_BYTES (which only the server knows), or None."""
+    if config.maxBodyBytes is not None and config.maxBodyBytes > server_limit:
+        return (
+            f"config.maxBodyBytes: {config.maxBodyBytes} is above this server's limit of "
+            f"{server_limit} bytes (RAYHOOK_MAX_BODY_BYTES)"
+        )
+    return None
 
 
 def security_problems(config: WebhookConfig) -> list[str]:

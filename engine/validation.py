@@ -22,10 +22,12 @@ from engine.nodes import REGISTRY
 from engine.nodes.base import CompiledNode, NodeError, WorkflowFacts
 from engine.nodes.response import HEADER_NAME
 from engine.retry import retry_problems
+from engine.retry_on_fail import FIELD as RETRY_FIELD
+from engine.retry_on_fail import compile_retry
 from engine.scope import ROOTS, SYSTEM
 from engine.status import Status
 from engine.templates import Placeholder, TemplateError, compile_template
-from engine.trigger import CompiledTrigger, compile_trigger, security_problems
+from engine.trigger import CompiledTrigger, body_problems, compile_trigger, security_problems
 
 _STATUSES = frozenset(int(s) for s in Status)
 
@@ -101,7 +103,7 @@ def compile_workflow(source: Any) -> CompiledWorkflow:
         sync=src.sync,
         options=src.options,
         nodes=chain,
-        trigger=compile_trigger(src.config),
+        trigger=compile_trigger(src.config, sync=src.sync),
         by_key=by_key,
     )
 
@@ -120,6 +122,7 @@ def compile_test_node(
     compiled = _compile_node(node, "node", (), facts, by_key, errors)
     if errors or compiled is None:
         raise DefinitionError(errors or ["the node could not be compiled"])
+    compiled.retry = None  # a test runs the config once; retryOnFail is checked, not used
     return CompiledWorkflow(
         id=None,
         key=None,
@@ -178,8 +181,20 @@ def _compile_node(
             "make the workflow async (sync: false) or remove the node"
         )
         return None
+    raw_config, retry = node.config, None
+    if RETRY_FIELD in raw_config:  # the interpreter's, not the node type's
+        raw_config = {k: v for k, v in raw_config.items() if k != RETRY_FIELD}
+        if not instruction.retries_on_fail:
+            retrying = ", ".join(t for t in REGISTRY.types() if REGISTRY[t].retries_on_fail)
+            errors.append(f"{label}: config.{RETRY_FIELD}: only {retrying} nodes retry")
+            return None
+        try:
+            retry = compile_retry(node.config[RETRY_FIELD])
+        except NodeError as exc:
+            errors.append(f"{label}: config.{exc.field}: {exc.message}")
+            return None
     try:
-        config = msgspec.convert(node.config, instruction.config_type)
+        config = msgspec.convert(raw_config, instruction.config_type)
     except msgspec.ValidationError as exc:
         errors.append(f"{label}: {describe_validation_error(exc, 'config')}")
         return None
@@ -194,7 +209,7 @@ def _compile_node(
         where = f"config.{exc.field}" if exc.field else "config"
         errors.append(f"{label}: {where}: {exc.message}")
         return None
-    templated = {k: v for k, v in node.config.items() if k not in instruction.raw_fields}
+    templated = {k: v for k, v in raw_config.items() if k not in instruction.raw_fields}
     try:
         template = compile_template(templated)
     except TemplateError as exc:
@@ -218,6 +233,7 @@ def _compile_node(
         template=template,
         prepared=prepared,
         branches=branches,
+        retry=retry,
     )
     by_key[node.key] = compiled
     return compiled
@@ -237,10 +253,20 @@ def check_placeholder(
             return f'"{ph.text}" refers to node "{rest[0]}", which is not in this workflow'
     if root == "$scopes" and (not rest or rest[0] not in scopes):
         return f'"{ph.text}" refers to no enclosing loop node'
-    if root == "$system" and (not rest or rest[0] not in SYSTEM):
-        return f'"{ph.text}": $system has {", ".join(SYSTEM)}'
+    if root == "$system":
+        return _system_problem(ph, rest)
     if root == "$env" and not rest:
         return f'"{ph.text}" needs a variable name: {{{{$env.NAME}}}}'
+    return None
+
+
+def _system_problem(ph: Placeholder, rest: tuple[str, ...]) -> str | None:
+    """`$system.<name>`, or `$system.<group>.<name>` for a group (`dateRange`)."""
+    if not rest or rest[0] not in SYSTEM:
+        return f'"{ph.text}": $system has {", ".join(SYSTEM)}'
+    group = SYSTEM[rest[0]]
+    if isinstance(group, Mapping) and (len(rest) < 2 or rest[1] not in group):
+        return f'"{ph.text}": $system.{rest[0]} has {", ".join(group)}'
     return None
 
 
@@ -259,14 +285,12 @@ def _check_trigger(src: _Source) -> Iterator[str]:
             if item.name in names:
                 yield f'config.request.{part}[{i}]: "{item.name}" is mapped twice'
             names.add(item.name)
-    if config.response is not None:
-        if src.sync:
-            yield (
-                "config.response: a sync workflow answers with its response node; "
-                "config.response is for async workflows only"
-            )
-        if not 100 <= config.response.statusCode <= 599:
-            yield "config.response.statusCode: must be from 100 to 599"
+    # A sync workflow answers with its response node: NocoBase ignores a
+    # config.response there, and an exported NocoBase workflow may carry one.
+    if config.response is not None and not src.sync:
+        if not 200 <= config.response.statusCode <= 599:
+            # 1xx are interim answers: the caller would still wait for the reply.
+            yield "config.response.statusCode: must be from 200 to 599"
         for i, header in enumerate(config.response.headers):
             if not HEADER_NAME.fullmatch(header.name):
                 yield (
@@ -287,6 +311,7 @@ def _check_trigger(src: _Source) -> Iterator[str]:
                 problem = check_placeholder(ph, {}, set(), ("$context", "$system", "$env"))
                 if problem:
                     yield f"config.response: {problem} (no node has run before the async reply)"
+    yield from body_problems(config)
     yield from security_problems(config)
     options = src.options
     if options.timeout < 0:

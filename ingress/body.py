@@ -1,4 +1,5 @@
-"""Reading a webhook body: media type (415), size (413), JSON and depth (400).
+"""Reading a webhook body: media type (415), size (413), JSON and depth (400),
+and the opt-in form and text bodies (`config.request.bodyTypes`).
 
 Falcon and gunicorn impose no size limit, so it is enforced here: the declared
 length first, then a running count while streaming (chunked bodies)."""
@@ -11,6 +12,7 @@ import falcon
 import msgspec
 
 from engine.jsvalues import as_double
+from ingress.querystring import FormError, parse_form
 
 _decode = msgspec.json.Decoder().decode
 #: Integers msgpack (how events are stored and passed on) can hold.
@@ -29,12 +31,75 @@ def is_json_media(content_type: str | None) -> bool:
         return False
     for param in params.split(";"):
         name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
-            "utf-8",
-            "utf8",
-        ):
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8:
             return False
     return True
+
+
+JSON, FORM, TEXT = "json", "form", "text"
+_UTF8 = ("utf-8", "utf8")
+_TEXT_CHARSETS = (*_UTF8, "us-ascii", "ascii")
+_DESCRIBED = {
+    JSON: "JSON (Content-Type: application/json)",
+    FORM: "a form (application/x-www-form-urlencoded)",
+    TEXT: "text (text/*, application/xml)",
+}
+
+
+def body_type(content_type: str | None, accepted: frozenset[str]) -> str:
+    """Which of the workflow's `bodyTypes` a body of this media type is; 415 when
+    none. JSON is looked at first, so the default costs what it always did."""
+    if is_json_media(content_type):
+        if JSON in accepted:
+            return JSON
+        kind: str | None = JSON
+    else:
+        kind = _other_type(content_type)
+    if kind not in accepted:
+        wanted = " or ".join(_DESCRIBED[k] for k in (JSON, FORM, TEXT) if k in accepted)
+        raise falcon.HTTPUnsupportedMediaType(description=f"the body must be {wanted}")
+    return kind
+
+
+def _other_type(content_type: str | None) -> str | None:
+    """`form`, or `text` with no charset or UTF-8 (or its subset US-ASCII), else
+    None. A form's charset is not looked at: the body is percent-escaped ASCII."""
+    if not content_type:
+        return None
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        return FORM
+    if (
+        media.startswith("text/")
+        or media == "application/xml"
+        or (media.startswith("application/") and media.endswith("+xml"))
+    ):
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+                _TEXT_CHARSETS
+            ):
+                return None
+        return TEXT
+    return None
+
+
+def decode_other(kind: str, data: bytes) -> Any:
+    """A form body as a qs-style object, a text body as a string; 400 when it is
+    not UTF-8, or a form that cannot be read without losing fields."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise falcon.HTTPBadRequest(description="request body is not valid UTF-8") from None
+    if kind == TEXT:
+        return text
+    try:
+        return parse_form(text)
+    except FormError as exc:
+        raise falcon.HTTPBadRequest(
+            description=f"request body is not a valid form: {exc}"
+        ) from None
 
 
 def has_body(req: falcon.asgi.Request) -> bool:

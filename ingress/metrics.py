@@ -7,9 +7,9 @@ Two sources, one page:
   deploy/gunicorn_conf.py);
 - cluster-wide figures read from Redis at scrape time: inbox backlog and pending
   entries per enabled workflow, executions by final status and their duration,
-  node job durations by type, actor (re)starts (the actors add these up in Redis,
-  see actors/metrics.py). Every ingress pod reports the same cluster-wide values:
-  aggregate them with max, not sum.
+  node job durations by type, actor restarts by Ray after a crash (the actors
+  add these up in Redis, see actors/metrics.py). Every ingress pod reports the
+  same cluster-wide values: aggregate them with max, not sum.
 
 Workflow keys are the secret part of an unauthenticated webhook's URL: the
 per-workflow series are shown only to a scrape with `Authorization: Bearer`
@@ -131,7 +131,7 @@ class MetricsResource:
             "executions",
             "execution_seconds",
             "job_seconds",
-            "actor_starts",
+            "actor_restarts",
             "history",
             *_BY_KEY,
         ):
@@ -152,7 +152,7 @@ class MetricsResource:
                 backlog.add_metric([key], length)
             if isinstance(summary, dict):
                 pending.add_metric([key], summary.get("pending", 0))
-        executions, durations, jobs, starts, moves, *by_key = (
+        executions, durations, jobs, restarted, moves, *by_key = (
             _decoded(r) for r in replies[2 * len(enabled) :]
         )
         by_status = CounterMetricFamily(
@@ -165,11 +165,11 @@ class MetricsResource:
             by_status.add_metric([key, status], float(count))
         restarts = CounterMetricFamily(
             "rayhook_actor_restarts",
-            "Restarts of rayhook actors (starts after the first).",
+            "Restarts of rayhook actors by Ray after they died (not starts after a clean stop).",
             labels=["actor"],
         )
-        for actor, count in starts.items():
-            restarts.add_metric([actor], max(0.0, float(count) - 1))
+        for actor, count in restarted.items():
+            restarts.add_metric([actor], float(count))
         return [
             backlog,
             pending,

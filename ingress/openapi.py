@@ -629,8 +629,11 @@ def _webhook_paths() -> dict[str, Any]:
                 "tags": ["webhook"],
                 "summary": "Deliver a webhook to a workflow (SPEC §2).",
                 "description": "Checks run in this order: key (404), Basic auth (401), media "
-                "type (415), size (413), signature (401), JSON and depth (400). An empty body "
-                "is `{}`. Methods other than POST get 405 with `Allow: POST`.",
+                "type (415), size (413), signature (401), the body's parse (400). A body is "
+                "JSON unless the workflow's `config.request.bodyTypes` adds `form` "
+                "(`application/x-www-form-urlencoded`, parsed like the query) or `text` "
+                "(`text/*`, `application/xml`). An empty body is `{}`. Methods other than "
+                "POST get 405 with `Allow: POST`.",
                 "security": [{}, {"basicAuth": []}],
                 "parameters": [
                     {
@@ -641,7 +644,15 @@ def _webhook_paths() -> dict[str, Any]:
                         "schema": {"type": "string", "minLength": 1},
                     }
                 ],
-                "requestBody": _body({}),
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        _JSON: {"schema": {}},
+                        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                        "text/plain": {"schema": {"type": "string"}},
+                        "application/xml": {"schema": {"type": "string"}},
+                    },
+                },
                 "responses": {
                     "200": configured,
                     "default": {

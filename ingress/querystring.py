@@ -1,6 +1,11 @@
 """Query strings parsed the way Node's `qs` does with NocoBase's options
 (`strictNullHandling`, `arrayLimit: 100`): `a[b]=1` → `{"a": {"b": "1"}}`,
-`a=1&a=2` → `{"a": ["1", "2"]}`, `?flag` → `{"flag": null}`."""
+`a=1&a=2` → `{"a": ["1", "2"]}`, `?flag` → `{"flag": null}`.
+
+A form body (`application/x-www-form-urlencoded`) is the same text in the body
+and is parsed the same way, with one difference: what qs would quietly drop or
+reshape (parameters past the limit, keys nested past the depth) or leave as
+written (a malformed `%` escape) is refused, since a body's fields are the data."""
 
 from __future__ import annotations
 
@@ -30,27 +35,61 @@ def _decode_component(text: str | None, *_args: Any, **_kwargs: Any) -> str | No
 
 # qs keeps index <= arrayLimit as a list index; qs-codec's limit is exclusive.
 _LIST_LIMIT = 101
-_PARAMETER_LIMIT = 1000
+PARAMETER_LIMIT = 1000
+DEPTH_LIMIT = 5
 _OPTIONS = DecodeOptions(
     strict_null_handling=True,
     list_limit=_LIST_LIMIT,
-    parameter_limit=_PARAMETER_LIMIT,
-    depth=5,
+    parameter_limit=PARAMETER_LIMIT,
+    depth=DEPTH_LIMIT,
     decoder=_decode_component,
 )
+_FORM_OPTIONS = DecodeOptions(
+    strict_null_handling=True,
+    list_limit=_LIST_LIMIT,
+    parameter_limit=PARAMETER_LIMIT,
+    depth=DEPTH_LIMIT,
+    strict_depth=True,
+    decoder=_decode_component,
+)
+
+
+class FormError(ValueError):
+    """A form body that cannot be read without losing or changing its fields."""
 
 
 def parse_query_string(query: str) -> dict[str, Any]:
     if not query:
         return {}
-    query = query.lstrip("?")
+    return _parse(query.lstrip("?"), _OPTIONS)
+
+
+def parse_form(text: str) -> dict[str, Any]:
+    """A form body, as the query would be parsed; `FormError` for one with a
+    malformed `%` escape, more than 1,000 parameters or keys nested deeper than 5."""
+    bad = _BAD_ESCAPE.search(text)
+    if bad is not None:
+        raise FormError(
+            f"malformed percent escape {text[bad.start() : bad.start() + 3]!r} "
+            f"at character {bad.start()}"
+        )
+    # qs counts every `&`-separated part, empty ones too.
+    if text.count("&") >= PARAMETER_LIMIT:
+        raise FormError(f"more than {PARAMETER_LIMIT} parameters")
+    try:
+        return _parse(text, _FORM_OPTIONS)
+    except IndexError:  # qs-codec's strict_depth
+        raise FormError(f"a key is nested deeper than {DEPTH_LIMIT} levels") from None
+
+
+def _parse(query: str, options: DecodeOptions) -> dict[str, Any]:
     # Only a key given more than _LIST_LIMIT times overflows, and qs-codec merges
     # those repeats in quadratic time (it copies the whole overflow object on each).
     if query.count("&") >= _LIST_LIMIT:
         repeated = _repeated_values(query)
         if any(len(values) > _LIST_LIMIT for values in repeated.values()):
-            return decode({key: _combined(values) for key, values in repeated.items()}, _OPTIONS)
-    return decode(query, _OPTIONS)
+            return decode({key: _combined(values) for key, values in repeated.items()}, options)
+    return decode(query, options)
 
 
 def _repeated_values(query: str) -> dict[str, list[str | None]]:
@@ -58,7 +97,7 @@ def _repeated_values(query: str) -> dict[str, list[str | None]]:
     options, in linear time."""
     query = query.replace("%5B", "[").replace("%5b", "[").replace("%5D", "]").replace("%5d", "]")
     repeated: dict[str, list[str | None]] = {}
-    for part in query.split("&")[:_PARAMETER_LIMIT]:
+    for part in query.split("&")[:PARAMETER_LIMIT]:
         if not part:
             continue
         bracket_equals = part.find("]=")

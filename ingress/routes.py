@@ -39,7 +39,7 @@ def route_of(version: WorkflowVersion) -> Route:
         version_id=version.id,
         sync=version.sync,
         timeout_ms=version.options.timeout,
-        trigger=compile_trigger(version.config),
+        trigger=compile_trigger(version.config, sync=version.sync),
     )
 
 

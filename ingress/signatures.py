@@ -1,7 +1,7 @@
 """Signature verification over the raw body, before it is parsed (beyond
-NocoBase; the schemes of Stripe, GitHub, Standard Webhooks, and a generic
-HMAC-SHA256). Every failure is the same 401 to the caller: which check failed
-is logged here, never told to someone probing the URL."""
+NocoBase; the schemes of Stripe, GitHub, Standard Webhooks (and Svix), Slack,
+Twilio, and a generic HMAC-SHA256). Every failure is the same 401 to the
+caller: which check failed is logged here, never told to someone probing the URL."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
+from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from standardwebhooks import Webhook
 
@@ -19,7 +20,7 @@ from engine.trigger import Signature
 
 log = logging.getLogger("rayhook.signatures")
 
-Verifier = Callable[[Signature, list[str], Mapping[str, str], bytes, float], bool]
+Verifier = Callable[[Signature, list[str], Mapping[str, str], bytes, float, str], bool]
 
 
 def verify(
@@ -28,10 +29,12 @@ def verify(
     body: bytes,
     env: Mapping[str, str],
     now: float | None = None,
+    url: str = "",
 ) -> bool:
     """Whether the request is signed with one of the configured secrets.
 
-    `headers` has lower-cased names. Several secrets are tried in turn, so a
+    `headers` has lower-cased names; `url` is the public URL the provider
+    called (only twilio signs it). Several secrets are tried in turn, so a
     provider's secret can rotate without a failed delivery."""
     secrets = signature.secret_values(env)
     if not secrets:
@@ -39,14 +42,19 @@ def verify(
         return False
     check = _SCHEMES[signature.scheme]
     try:
-        return check(signature, secrets, headers, body, time.time() if now is None else now)
+        return check(signature, secrets, headers, body, time.time() if now is None else now, url)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         log.info("signature rejected: malformed header (%s)", type(exc).__name__)
         return False
 
 
 def _stripe(
-    sig: Signature, secrets: list[str], headers: Mapping[str, str], body: bytes, now: float
+    sig: Signature,
+    secrets: list[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    url: str,
 ) -> bool:
     """`Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]`: HMAC-SHA256 of `t.body`."""
     header = headers.get(sig.header, "")
@@ -68,7 +76,12 @@ def _stripe(
 
 
 def _github(
-    sig: Signature, secrets: list[str], headers: Mapping[str, str], body: bytes, now: float
+    sig: Signature,
+    secrets: list[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    url: str,
 ) -> bool:
     """`X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`."""
     header = headers.get(sig.header, "")
@@ -79,13 +92,24 @@ def _github(
 
 
 def _standard_webhooks(
-    sig: Signature, secrets: list[str], headers: Mapping[str, str], body: bytes, now: float
+    sig: Signature,
+    secrets: list[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    url: str,
 ) -> bool:
     """`webhook-id`/`webhook-timestamp`/`webhook-signature` with `whsec_` secrets
-    (the `standardwebhooks` library; its tolerance is five minutes)."""
+    (the `standardwebhooks` library; its tolerance is five minutes). Svix, and
+    the providers built on it, name them `svix-*`: each `svix-` header is taken
+    before its `webhook-` twin, as the svix library does."""
+    names = ("id", "timestamp", "signature")
+    signed = {
+        f"webhook-{n}": headers.get(f"svix-{n}") or headers.get(f"webhook-{n}", "") for n in names
+    }
     for secret in secrets:
         try:
-            Webhook(secret).verify(body, dict(headers), json_parse=False)
+            Webhook(secret).verify(body, signed, json_parse=False)
             return True
         except Exception:  # the library raises several types; all mean "no"
             continue
@@ -94,7 +118,12 @@ def _standard_webhooks(
 
 
 def _hmac_sha256(
-    sig: Signature, secrets: list[str], headers: Mapping[str, str], body: bytes, now: float
+    sig: Signature,
+    secrets: list[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    url: str,
 ) -> bool:
     """A digest of the body in a header of your choice, hex or base64, after an
     optional prefix (`sha256=`)."""
@@ -103,6 +132,75 @@ def _hmac_sha256(
         log.info("signature rejected: %s header missing", sig.header)
         return False
     return _any_match(secrets, body, [header[len(sig.prefix) :]], sig.encoding)
+
+
+def _slack(
+    sig: Signature,
+    secrets: list[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    url: str,
+) -> bool:
+    """`X-Slack-Signature: v0=<hex HMAC-SHA256 of v0:<timestamp>:<body>>`, the
+    timestamp from `X-Slack-Request-Timestamp` (tolerance 300 s, as Slack's SDK)."""
+    header = headers.get(sig.header, "").strip()
+    timestamp = headers.get("x-slack-request-timestamp", "").strip()
+    if not header.startswith("v0=") or not timestamp:
+        log.info("signature rejected: slack headers missing")
+        return False
+    if abs(now - int(timestamp)) > sig.tolerance:
+        log.info("signature rejected: slack timestamp outside the tolerance")
+        return False
+    signed = b"v0:" + timestamp.encode() + b":" + body
+    return _any_match(secrets, signed, [header[len("v0=") :]], "hex")
+
+
+def _twilio(
+    sig: Signature,
+    secrets: list[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    url: str,
+) -> bool:
+    """`X-Twilio-Signature`: base64 HMAC-SHA1 of the URL followed by each form
+    parameter's name and value, sorted, as twilio's `RequestValidator` computes it
+    (a JSON body is signed through the URL's `bodySHA256`, its SHA-256). Twilio
+    signs the URL sometimes with the port and sometimes without: both are tried."""
+    header = headers.get(sig.header, "").strip()
+    if not header or not url:
+        log.info("signature rejected: twilio header missing")
+        return False
+    body_hash = parse_qs(urlsplit(url).query).get("bodySHA256")
+    params = ""
+    if body_hash is not None:
+        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), body_hash[0]):
+            log.info("signature rejected: twilio bodySHA256 does not match the body")
+            return False
+    elif headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded"):
+        values: dict[str, set[str]] = {}
+        for name, value in parse_qsl(body.decode(), keep_blank_values=True):
+            values.setdefault(name, set()).add(value)
+        params = "".join(name + v for name in sorted(values) for v in sorted(values[name]))
+    for signed_url in _with_and_without_port(url):
+        signed = (signed_url + params).encode()
+        for secret in secrets:
+            digest = hmac.new(secret.encode(), signed, hashlib.sha1).digest()
+            if hmac.compare_digest(base64.b64encode(digest), header.encode()):
+                return True
+    log.info("signature rejected: digest mismatch")
+    return False
+
+
+def _with_and_without_port(url: str) -> tuple[str, str]:
+    """`url` as given, and with its port removed (or the default port added)."""
+    parts = urlsplit(url)
+    if parts.port is not None:
+        other = parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])
+    else:
+        other = parts._replace(netloc=f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}")
+    return url, urlunsplit(other)
 
 
 def _any_match(secrets: list[str], signed: bytes, candidates: list[str], encoding: str) -> bool:
@@ -121,4 +219,6 @@ _SCHEMES: dict[str, Verifier] = {
     "github": _github,
     "standard-webhooks": _standard_webhooks,
     "hmac-sha256": _hmac_sha256,
+    "slack": _slack,
+    "twilio": _twilio,
 }

@@ -1,8 +1,9 @@
 """`POST /api/webhook:trigger/<key>` (SPEC §2): the hot path.
 
 Checks run in the order of the SPEC table: route (404), method (405), Basic auth
-(401), media type (415), size (413), then the signature over the raw bytes (401)
-and JSON and depth (400). A repeated delivery (`config.dedupe`) gets the first
+(401), media type (415, JSON unless `config.request.bodyTypes` adds form or
+text), size (413), then the signature over the raw bytes (401) and the body's
+parse (400). A repeated delivery (`config.dedupe`) gets the first
 delivery's reply and starts nothing. An async event is
 answered only after Redis stored it (group-committed with the other requests of
 the same loop turn); a sync one waits for its execution's reply."""
@@ -25,7 +26,15 @@ from actors.router import Unavailable as ExecutorsUnavailable
 from engine.caps import Caps
 from engine.records import Reply, TriggerEvent
 from ingress.auth import BASIC_CHALLENGE, basic_allows
-from ingress.body import decode_json, has_body, huge_ints_as_doubles, is_json_media, read_body
+from ingress.body import (
+    JSON,
+    body_type,
+    decode_json,
+    decode_other,
+    has_body,
+    huge_ints_as_doubles,
+    read_body,
+)
 from ingress.errors import error_body
 from ingress.querystring import parse_query_string
 from ingress.refusals import (
@@ -70,14 +79,18 @@ class WebhookResource:
         req.context.mode = "sync" if route.sync else "async"
         _authenticate(req, route, self.settings.env)
         raw = b""
+        kind = JSON
         if has_body(req):
-            if not is_json_media(req.content_type):
-                raise falcon.HTTPUnsupportedMediaType(
-                    description="the body must be JSON (Content-Type: application/json)"
-                )
-            raw = await read_body(req, self.settings.max_body_bytes)
+            kind = body_type(req.content_type, route.trigger.body_types)
+            raw = await read_body(req, route.trigger.body_limit(self.settings.max_body_bytes))
         self._verify(req, route, raw)
-        body: Any = decode_json(raw, self.settings.max_json_depth) if raw else {}
+        body: Any
+        if not raw:
+            body = {}
+        elif kind == JSON:
+            body = decode_json(raw, self.settings.max_json_depth)
+        else:
+            body = decode_other(kind, raw)
         query = parse_query_string(req.query_string)
         if route.sync:
             reply = await self._run_sync(req, route, query, body, raw)
@@ -88,9 +101,13 @@ class WebhookResource:
     def _verify(self, req: falcon.asgi.Request, route: Route, raw: bytes) -> None:
         """The signature, over the raw bytes, before anything parses them."""
         signature = route.trigger.signature
-        if signature is not None and not verify(
-            signature, req.headers_lower, raw, self.settings.env
-        ):
+        if signature is None:
+            return
+        url = ""
+        if signature.scheme == "twilio":  # the only scheme that signs the URL
+            public = self.settings.public_url
+            url = public.rstrip("/") + req.relative_uri if public else req.url
+        if not verify(signature, req.headers_lower, raw, self.settings.env, url=url):
             raise falcon.HTTPUnauthorized(
                 description="invalid or missing signature", challenges=[SIGNATURE_CHALLENGE]
             )
@@ -103,7 +120,7 @@ class WebhookResource:
             refuse(req, redis_memory_high(self.settings.redis_high_watermark))
         cap = self.settings.max_backlog
         for _attempt in range(2):
-            event = _event(req, route, query, body, self.redacted)
+            event = _event(req, route, query, body, raw, self.redacted)
             dedupe = self._dedupe(route, event)
             add = partial(self.services.inbox.add, event, dedupe, max_backlog=cap)
             try:
@@ -165,7 +182,7 @@ class WebhookResource:
     ) -> Reply:
         if self.services.memory.high:
             refuse(req, redis_memory_high(self.settings.redis_high_watermark))
-        event = _event(req, route, query, body, self.redacted)
+        event = _event(req, route, query, body, raw, self.redacted)
         dedupe = self._dedupe(route, event)
         if dedupe is None:
             return await self._call(req, route, event)
@@ -247,12 +264,13 @@ def _event(
     route: Route,
     query: dict[str, Any],
     body: Any,
+    raw: bytes,
     redacted: frozenset[str],
 ) -> TriggerEvent:
     return TriggerEvent.start(
         key=route.key,
         workflowId=route.version_id,
-        context=route.trigger.build_context(req.headers_lower, query, body, redacted),
+        context=route.trigger.build_context(req.headers_lower, query, body, raw, redacted),
     )
 
 

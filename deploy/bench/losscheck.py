@@ -3,12 +3,14 @@ accepted event has a final execution, through the admin API."""
 
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import urlsplit
 
 import httpx
 
 from deploy.bench.result import LossCheck
+from deploy.bench.timeline import Recorder
 
 NOT_FINAL = ("0", "null")  # STARTED, QUEUEING
 
@@ -80,3 +82,37 @@ class ExecutionCounter:
             executions_per_second=final / seconds,
             seconds_to_drain=seconds,
         )
+
+
+class BacklogSampler:
+    """For the report: once a second during the load, the events the server has
+    accepted and not finished (2xx replies so far minus final executions), in a
+    thread of its own so the load's event loop never waits on it."""
+
+    def __init__(self, counter: ExecutionCounter, base: int, recorder: Recorder) -> None:
+        # A client of its own: httpx clients are not shared across threads.
+        self.counter = ExecutionCounter(
+            str(counter.http.base_url), counter.http.headers["Authorization"][7:], counter.keys
+        )
+        self.base, self.recorder = base, recorder
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="backlog-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.counter.http.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            accepted = self.recorder.accepted
+            try:
+                final = self.counter.final() - self.base
+            except httpx.HTTPError:
+                continue
+            if self.recorder.started:
+                when = time.perf_counter() - self.recorder.started
+                self.recorder.server_backlog.append((when, max(accepted - final, 0)))

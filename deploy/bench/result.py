@@ -25,6 +25,9 @@ class Result(msgspec.Struct, kw_only=True):
     max_ms: float
     statuses: dict[str, int]
     loss: LossCheck | None = None
+    load: str = ""  # what was offered: "concurrency 64", "ramp 10→500/s", ...
+    timeline: Timeline | None = None
+    saturation: Saturation | None = None
 
     @property
     def accepted(self) -> int:
@@ -41,6 +44,40 @@ class LossCheck(msgspec.Struct, kw_only=True):
     lost: int
     executions_per_second: float
     seconds_to_drain: float
+
+
+#: Non-2xx share of a second's requests past which the server is saturated.
+NON_2XX_LIMIT = 0.01
+
+
+class Timeline(msgspec.Struct, kw_only=True):
+    """One entry per second of the run. `offered`: requests due in that second
+    (open model only); `answered`: replies that came in it; `statuses`: those
+    replies per status (`error` for no reply); latency percentiles of those
+    replies; `backlog`: requests due but not yet answered at the end of the
+    second (open model); `server_backlog`: events the server accepted and has
+    not finished yet (async workflows, when the loss check samples it)."""
+
+    offered: list[float] | None
+    answered: list[int]
+    statuses: dict[str, list[int]]
+    p50_ms: list[float]
+    p90_ms: list[float]
+    p99_ms: list[float]
+    backlog: list[int] | None
+    server_backlog: list[tuple[float, int]] | None = None
+
+
+class Saturation(msgspec.Struct, kw_only=True):
+    """Where a ramp stopped being served: the offered rate of the first second
+    (and the one after it, so one blip is not taken for it) in which non-2xx
+    replies passed 1 % of the requests due or p99 passed `p99_bound_ms`.
+    `rate` is None when the run never got there."""
+
+    rate: float | None
+    second: int | None
+    reason: str
+    p99_bound_ms: float | None
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

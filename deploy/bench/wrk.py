@@ -1,5 +1,6 @@
-"""The `wrk` engine: wrk's C event loop with a Lua script that sends the bodies
-round-robin (substituting `{{seq}}`/`{{uuid}}`) and counts reply statuses."""
+"""The `wrk` engine: wrk's C event loop with a Lua script (`lua/`) that sends
+the bodies round-robin (substituting `{{seq}}`/`{{uuid}}`), signs each request
+when asked, and counts reply statuses. Closed loop only."""
 
 from __future__ import annotations
 
@@ -14,69 +15,44 @@ from urllib.parse import urlsplit
 
 from deploy.bench.bodies import Bodies
 from deploy.bench.result import Result
+from deploy.bench.signing import Signer
 
-_SCRIPT = r"""
-local threads = {}
-local body_files = {BODY_FILES}
-local paths = {PATHS}
-local auth = "AUTH"
+_LUA = Path(__file__).with_name("lua")
 
-function setup(thread)
-  thread:set("tid", #threads)
-  table.insert(threads, thread)
-end
 
-function init(args)
-  statuses = {}
-  seq = tid * 1000000000
-  math.randomseed(os.time() + tid * 7919)
-  bodies = {}
-  for i, path in ipairs(body_files) do
-    local f = assert(io.open(path, "rb"))
-    bodies[i] = f:read("*a")
-    f:close()
-  end
-  idx = 0
-  pidx = tid
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  if auth ~= "" then wrk.headers["Authorization"] = auth end
-end
+def script(
+    body_files: list[str],
+    content_types: list[str],
+    paths: list[str],
+    headers: list[tuple[str, str]],
+    signer: Signer | None,
+) -> str:
+    """The Lua script for one run: its settings, then hmac.lua and bench.lua."""
+    settings = [
+        f"BODY_FILES = {_lua_list(body_files)}",
+        f"CONTENT_TYPES = {_lua_list(content_types)}",
+        f"PATHS = {_lua_list(paths)}",
+        "HEADERS = {"
+        + ", ".join(f"[{_lua_string(n)}] = {_lua_string(v)}" for n, v in headers)
+        + "}",
+        f"SIGN = {_lua_string(signer.scheme if signer else '')}",
+        f"SIGN_KEY = {_lua_bytes(signer.key if signer else b'')}",
+        f"SIGN_HEADER = {_lua_string(signer.header if signer else '')}",
+    ]
+    return "\n".join([*settings, (_LUA / "hmac.lua").read_text(), (_LUA / "bench.lua").read_text()])
 
-local function uuid()
-  return string.format("%08x-%04x-4%03x-%04x-%012x", math.random(0, 0xffffffff),
-    math.random(0, 0xffff), math.random(0, 0xfff), math.random(0x8000, 0xbfff),
-    math.random(0, 0xffffffffffff))
-end
 
-function request()
-  idx = idx % #bodies + 1
-  seq = seq + 1
-  pidx = pidx % #paths + 1
-  local body = bodies[idx]:gsub("{{%s*seq%s*}}", tostring(seq)):gsub("{{%s*uuid%s*}}", uuid)
-  return wrk.format(nil, paths[pidx], nil, body)
-end
+def _lua_bytes(data: bytes) -> str:
+    """Any bytes as a Lua literal (three-digit decimal escapes: nothing to misread)."""
+    return '"' + "".join(f"\\{b:03d}" for b in data) + '"'
 
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
 
-function done(summary, latency, requests)
-  local agg = {}
-  for _, t in ipairs(threads) do
-    for code, n in pairs(t:get("statuses")) do agg[code] = (agg[code] or 0) + n end
-  end
-  local parts = {}
-  for code, n in pairs(agg) do table.insert(parts, string.format('"%d": %d', code, n)) end
-  local e = summary.errors
-  io.write(string.format(
-    '\nRAYHOOK-BENCH {"requests": %d, "duration_us": %d, "errors": %d, "p50": %d, ' ..
-    '"p90": %d, "p99": %d, "max": %d, "statuses": {%s}}\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    table.concat(parts, ", ")))
-end
-"""
+def _lua_string(text: str) -> str:
+    return _lua_bytes(text.encode())
+
+
+def _lua_list(items: list[str]) -> str:
+    return "{" + ", ".join(_lua_string(item) for item in items) + "}"
 
 
 def available() -> bool:
@@ -91,27 +67,25 @@ def closed_loop(
     duration: float,
     threads: int,
     basic: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    signer: Signer | None = None,
 ) -> Result:
     urls = [urls] if isinstance(urls, str) else urls
     webhook_paths = [
         (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         for parts in map(urlsplit, urls)
     ]
+    fixed = [("User-Agent", "rayhook-bench"), *(headers or ())]
+    if basic:
+        fixed.append(("Authorization", "Basic " + base64.b64encode(basic.encode()).decode()))
     with tempfile.TemporaryDirectory(prefix="rayhook-wrk-") as folder:
         paths = []
         for i, template in enumerate(bodies.templates):
-            path = Path(folder) / f"body{i}.json"
+            path = Path(folder) / f"body{i}"
             path.write_bytes(template)
             paths.append(str(path))
-        auth = "Basic " + base64.b64encode(basic.encode()).decode() if basic else ""
-        script = Path(folder) / "bench.lua"
-        lua_files = "{" + ", ".join(json.dumps(p) for p in paths) + "}"
-        lua_paths = "{" + ", ".join(json.dumps(p) for p in webhook_paths) + "}"
-        script.write_text(
-            _SCRIPT.replace("{BODY_FILES}", lua_files)
-            .replace("{PATHS}", lua_paths)
-            .replace("AUTH", auth)
-        )
+        lua = Path(folder) / "bench.lua"
+        lua.write_text(script(paths, bodies.content_types, webhook_paths, fixed, signer))
         completed = subprocess.run(
             [
                 "wrk",
@@ -124,7 +98,7 @@ def closed_loop(
                 "--timeout",
                 "30s",
                 "-s",
-                str(script),
+                str(lua),
                 urls[0],
             ],
             capture_output=True,
@@ -154,4 +128,5 @@ def closed_loop(
         p99_ms=data["p99"] / 1000,
         max_ms=data["max"] / 1000,
         statuses={str(k): v for k, v in sorted(statuses.items())},
+        load=f"concurrency {concurrency}",
     )

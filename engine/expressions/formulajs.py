@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal
 from typing import Any, NamedTuple
 
+from engine.expressions.results import plain_number, round_result
 from engine.expressions.syntax import ArrayLit as _ArrayLit
 from engine.expressions.syntax import Const as _Const
 from engine.expressions.syntax import Node as _Node
@@ -63,7 +64,6 @@ from engine.jsvalues import (
 MAX_SOURCE_LENGTH = 10_000
 MAX_DEPTH = 100
 MAX_TEXT = 1_000_000
-_MAX_SAFE_INTEGER = 2**53
 _DECIMALS = Context(prec=400)
 
 
@@ -1513,25 +1513,12 @@ def _suggest(name: str) -> str:
 # --- public API --------------------------------------------------------------------------------
 
 
-def _round9(value: float) -> float | int:
-    rounded = float(
-        Decimal(repr(value)).quantize(Decimal("1e-9"), ROUND_HALF_UP, context=_DECIMALS)
-    )
-    if rounded.is_integer() and abs(rounded) <= _MAX_SAFE_INTEGER:
-        return int(rounded)
-    return rounded
-
-
 def _normalise(value: Any, top: bool = True) -> Any:
     """JSON-ready results: undefined is null; numbers as NocoBase rounds them."""
     if value is UNDEFINED or isinstance(value, _FunctionValue):
         return None
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        if top:
-            return _round9(value)
-        return int(value) if value.is_integer() and abs(value) <= _MAX_SAFE_INTEGER else value
+        return round_result(value) if top else plain_number(value)
     if isinstance(value, list):
         return [_normalise(item, False) for item in value]
     if isinstance(value, dict):

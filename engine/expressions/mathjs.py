@@ -18,8 +18,9 @@ Semantics are math.js defaults with ``number`` (an IEEE double) as the numeric t
   (``a < b < c`` is ``a < b and b < c``); null equals only null.
 * ``and``/``or``/``xor``/``not`` and ``a ? b : c`` use JavaScript truthiness (0, NaN, "", null
   and false are falsy; lists and objects are truthy); ``and``/``or`` short-circuit.
-* ``evaluate`` normalises results as NocoBase does after math.js: NaN/±Infinity become None,
-  floats are rounded to 15 decimals and integral ones within ±2**53 become ints, recursively.
+* ``evaluate`` normalises results as NocoBase's evaluator does after math.js
+  (``engine/expressions/results.py``): a number result is rounded to 9 decimals, NaN/±Infinity
+  become None, and integral floats within ±2**53 become ints.
 
 Deliberate deviations from math.js:
 
@@ -53,6 +54,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, NamedTuple, TypeVar
 
+from engine.expressions.results import normalise_result
 from engine.expressions.syntax import ArrayLit as _ArrayLit
 from engine.expressions.syntax import Const as _Const
 from engine.expressions.syntax import Node as _Node
@@ -66,8 +68,7 @@ MAX_DEPTH = 100
 MAX_ITEMS = 100_000
 _REL_TOL, _ABS_TOL = 1e-12, 1e-15
 _FACTORIAL_LIMIT = 170  # 171! overflows a double, so anything larger is Infinity anyway
-_MAX_SAFE_INTEGER = 2**53
-_DECIMALS = Context(prec=400)  # enough digits to quantize any finite double to 15 places
+_DECIMALS = Context(prec=400)  # enough digits to quantize any finite double
 _NO_ARGUMENT = object()  # tells log(x) from log(x, null)
 _T = TypeVar("_T")
 
@@ -994,19 +995,6 @@ class _Parser:
 # --- public API --------------------------------------------------------------------------------
 
 
-def _normalise(value: Any) -> Any:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        value = round(value, 15)
-        return int(value) if value.is_integer() and abs(value) <= _MAX_SAFE_INTEGER else value
-    if isinstance(value, list):
-        return [_normalise(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _normalise(item) for key, item in value.items()}
-    return value
-
-
 class CompiledMathjs:
     """A parsed expression. Immutable, so one instance can be shared and evaluated repeatedly."""
 
@@ -1028,7 +1016,7 @@ class CompiledMathjs:
         if missing := sorted(self.placeholders.difference(values)):
             raise ExpressionError("no value was supplied for " + ", ".join(missing))
         try:
-            return _normalise(self._root.evaluate(values))
+            return normalise_result(self._root.evaluate(values))
         except ExpressionError:
             raise
         except RecursionError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
@@ -20,6 +20,9 @@ from engine.caps import Caps
 from engine.effects import Effects
 from engine.records import Execution, Job, Reply
 from engine.templates import Placeholder, Renderer
+
+if TYPE_CHECKING:
+    from engine.retry_on_fail import RetryPolicy
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,6 +57,7 @@ class CompiledNode:
     template: Renderer
     prepared: Any = None
     branches: dict[str, tuple[CompiledNode, ...]] = field(default_factory=dict)
+    retry: RetryPolicy | None = None  # config.retryOnFail (engine/retry_on_fail.py)
 
 
 class RunContext(Protocol):
@@ -72,6 +76,11 @@ class RunContext(Protocol):
     async def run_branch(self, node: CompiledNode, index: str) -> int: ...
 
     def exit(self, status: int) -> Any: ...
+
+    def bubble(self, status: int) -> Any:
+        """End the chain this node is in with `status` (its branch's), leaving
+        the node's own job as it is: the node above (a loop, a parallel) or the
+        execution decides what it means."""
 
     def respond(self, reply: Reply) -> None: ...
 
@@ -115,6 +124,11 @@ class Instruction:
     raw_fields: ClassVar[frozenset[str]] = frozenset()
     #: Whether `$scopes.<this node key>` exists inside its branches (loop).
     provides_scope: ClassVar[bool] = False
+    #: Whether `config.retryOnFail` may retry a failed run (nodes that reach
+    #: outside), and the config field, if any, that makes a failure resolve
+    #: (`ignoreFail`): it applies to the last try only.
+    retries_on_fail: ClassVar[bool] = False
+    ignore_fail_field: ClassVar[str | None] = None
 
     def branch_indexes(self, config: Any) -> frozenset[str] | None:
         """The branch keys this node accepts; None means any number-like key."""

@@ -1,8 +1,12 @@
 """`condition`: evaluate one condition, follow branch "1" (true) or "0" (false).
 
 With `rejectOnFalse` a false result fails the job, which ends the execution.
-After the branch, flow continues with the node after this one; a branch that
-ends in any status but RESOLVED ends the execution with that status.
+After the branch, flow continues with the node after this one. A branch that
+ends in another status than RESOLVED leaves this job RESOLVED and ends the
+chain around it with that status, as NocoBase's condition does (#8360: "bubble
+rejected status to parent scope so that caller (loop, etc.) can decide"): in a
+loop the loop's `exit` applies, in a parallel its `mode`, on the main chain the
+execution ends with it.
 """
 
 from __future__ import annotations
@@ -66,4 +70,4 @@ class Condition(Instruction):
             run.commit(job)
             status = await run.run_branch(node, branch)
             if status != Status.RESOLVED:
-                run.exit(status)
+                run.bubble(status)

@@ -1,6 +1,10 @@
 """`delay`: wait `duration` times `unit` milliseconds, then end the job with
 `endStatus` (1 resolved, -1 failed). Async workflows only.
 
+As in NocoBase (`node.config.duration || 1`), a duration of 0 (or none) in the
+config waits one unit; a placeholder is read at run time, and one that gives 0
+does not wait.
+
 The wait is durable: the timer is stored with the execution (in Redis), fires
 once even if every process restarts meanwhile, and the execution then resumes
 from this node (see `Interpreter`'s replay)."""
@@ -39,13 +43,15 @@ class Delay(Instruction):
 
     def prepare(self, config: Config, facts: WorkflowFacts, branches: frozenset[str]) -> None:
         duration = config.duration
+        if duration is None or duration == "":
+            return  # one unit
         if isinstance(duration, str) and isinstance(compile_template(duration), Single):
             return
         if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
             raise NodeError("duration", "must be a number ≥ 0 or one {{...}} placeholder")
 
     async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
-        duration = to_number(run.render(node).get("duration"))
+        duration = to_number(run.render(node).get("duration") if node.config.duration else 1)
         if not duration >= 0:  # NaN too
             job.status, job.result = Status.ERROR, "duration must be a number ≥ 0"
             return

@@ -88,6 +88,8 @@ class MailFailed(Exception):
 class Mailer(Instruction):
     node_type = "mailer"
     config_type = Config
+    retries_on_fail = True
+    ignore_fail_field = "ignoreFail"
 
     def prepare(self, config: Config, facts: WorkflowFacts, branches: frozenset[str]) -> None:
         if not config.provider.host.strip():

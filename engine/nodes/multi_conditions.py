@@ -1,6 +1,12 @@
 """`multi-conditions`: the first true condition i runs branch "i+1"; none true
 runs the "0" (otherwise) branch, after which the job is FAILED unless
-`continueOnNoMatch` (NocoBase's rule). `meta.conditions` keeps every result."""
+`continueOnNoMatch` (NocoBase's rule). `meta.conditions` keeps every result.
+
+A branch that ends in another status than RESOLVED ends the chain around this
+node with that status, as a condition's branch does: a loop or a parallel above
+handles it. (NocoBase 2.2's multi-conditions still ends the whole execution
+there: its fix for conditions, #8360, was not carried over to it; rayhook
+treats both alike.)"""
 
 from __future__ import annotations
 
@@ -70,7 +76,6 @@ class MultiConditions(Instruction):
         job.status = Status.STARTED  # pending while its branch runs
         run.commit(job)
         status = await run.run_branch(node, index)
-        if status != Status.RESOLVED:
-            job.status = final
-            run.exit(status)
         job.status = final
+        if status != Status.RESOLVED:
+            run.bubble(status)

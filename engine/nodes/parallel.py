@@ -3,10 +3,15 @@
 As in NocoBase's `plugin-workflow-parallel`, the branches run one after another,
 in index order, inside this execution; whether the next branch starts depends on
 how the previous one ended (`all`: not failed; `any`: not resolved; `race`: still
-pending; `allSettled`: always). Nodes in this release never wait, so a branch
-always ends settled and these rules reduce to "start the next branch while the
-job is not settled". The job result is the array of branch statuses (null for a
-branch that did not run); its status:
+pending; `allSettled`: always). A branch that reaches a waiting node (delay,
+manual, an async subflow) is pending: the next branch starts (in every mode),
+and when no branch settles the job, the job stays PENDING and the execution
+waits. When a waiting job ends, the execution is resumed: the parallel decides
+again from its branches, the branch that waited goes on from there, and the
+branches already run keep their recorded jobs. A failure that a condition
+inside a branch passes up counts as that branch's status. The job result is the
+array of branch statuses (0 for a pending branch, null for one that did not
+run); its status:
 
 | mode         | RESOLVED when              | fails when (with that status)   |
 | ------------ | -------------------------- | ------------------------------- |
@@ -15,8 +20,9 @@ branch that did not run); its status:
 | `race`       | the first settled resolved | the first settled is negative   |
 | `allSettled` | every branch has a status  | never                           |
 
-Once the job is settled no later branch runs. A branch is a non-empty chain;
-with no branch at all the job resolves at once with `[]`.
+Once the job is settled no later branch runs, and a branch still waiting is
+left as it is (its job stays PENDING). A branch is a non-empty chain; with no
+branch at all the job resolves at once with `[]`.
 """
 
 from __future__ import annotations
@@ -118,4 +124,4 @@ class Parallel(Instruction):
             run.commit(job)
             if not mode.next(status):
                 break
-        job.status = PENDING  # a branch waits; nothing in this release does
+        job.status = PENDING  # a branch waits: so does the job (and the execution)

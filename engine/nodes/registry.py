@@ -20,6 +20,9 @@ class NodeRegistry:
     def get(self, node_type: str) -> Instruction | None:
         return self._by_type.get(node_type)
 
+    def __getitem__(self, node_type: str) -> Instruction:
+        return self._by_type[node_type]
+
     def types(self) -> list[str]:
         return sorted(self._by_type)
 

@@ -303,6 +303,8 @@ class RequestFailed(Exception):
 class Request(Instruction):
     node_type = "request"
     config_type = Config
+    retries_on_fail = True
+    ignore_fail_field = "ignoreFail"
 
     def prepare(self, config: Config, facts: WorkflowFacts, branches: frozenset[str]) -> None:
         if not _templated(config.method) and config.method.upper() not in METHODS:

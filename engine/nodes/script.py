@@ -114,6 +114,8 @@ class Config(NodeConfig):
 class Script(Instruction):
     node_type = "script"
     config_type = Config
+    retries_on_fail = True
+    ignore_fail_field = "continue"
     # The body is code, never a template: `{{...}}` in it is JavaScript text.
     raw_fields = frozenset({"content"})
 

@@ -69,10 +69,12 @@ class Config(NodeConfig):
 @dataclass(frozen=True, slots=True)
 class BoundQuery:
     """SQL with its `:name` placeholders rewritten for psycopg (`%(name)s`, and
-    every literal `%` doubled); `names` in order of first use."""
+    every literal `%` doubled); `names` in order of first use; `statements`,
+    how many statements it holds (`;` outside literals and comments)."""
 
     text: str
     names: tuple[str, ...]
+    statements: int = 1
 
 
 class SqlSyntaxError(ValueError):
@@ -84,9 +86,11 @@ def bind_named(sql: str) -> BoundQuery:
     for an unterminated literal, quoted identifier or comment."""
     out: list[str] = []
     names: list[str] = []
+    statements, content = 0, False  # content: the current statement has some
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
+        content = content or not (c.isspace() or c == ";" or sql.startswith(("--", "/*"), i))
         if c == "'":
             escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not _word_char(sql[i - 2]))
             end = _quoted_end(sql, i, "'", backslash=escapes)
@@ -113,14 +117,17 @@ def bind_named(sql: str) -> BoundQuery:
             i = name.end()
             continue
         else:
+            if c == ";":
+                statements, content = statements + int(content), False
             end = i + 1
         out.append(sql[i:end])
         i = end
+    statements += int(content)
     if not names:
-        return BoundQuery(sql, ())
+        return BoundQuery(sql, (), statements)
     # With parameters psycopg reads `%` everywhere as its own marker.
     text = "".join(part if part.startswith("%(") else part.replace("%", "%%") for part in out)
-    return BoundQuery(text, tuple(names))
+    return BoundQuery(text, tuple(names), statements)
 
 
 def _word_char(c: str) -> bool:
@@ -161,6 +168,7 @@ def _block_comment_end(sql: str, start: int) -> int:
 class Sql(Instruction):
     node_type = "sql"
     config_type = Config
+    retries_on_fail = True
     # Never templated: values go in as parameters through `variables`.
     raw_fields = frozenset({"sql"})
 
@@ -195,6 +203,12 @@ class Sql(Instruction):
             bound = bind_named(config.sql)
         except SqlSyntaxError as exc:
             raise NodeError("sql", str(exc)) from exc
+        if bound.names and bound.statements > 1:
+            raise NodeError(
+                "sql",
+                "several statements cannot use variables: PostgreSQL binds parameters to "
+                "one statement only; split them into several sql nodes, or drop the :names",
+            )
         missing = [name for name in bound.names if name not in given]
         if missing:
             raise NodeError(

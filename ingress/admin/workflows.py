@@ -18,7 +18,7 @@ from engine.definition import (
     WorkflowVersion,
 )
 from engine.records import TriggerEvent
-from engine.trigger import security_warnings
+from engine.trigger import over_server_limit, security_warnings
 from ingress.admin.common import (
     AdminResource,
     convert,
@@ -52,6 +52,12 @@ class _Workflows(AdminResource):
         except (ValueError, NotFound):
             raise falcon.HTTPNotFound(description=f"workflow version {raw!r} not found") from None
 
+    def check_body_limit(self, config: WebhookConfig) -> None:
+        """A workflow's `maxBodyBytes` may only lower the server's limit."""
+        problem = over_server_limit(config, self.services.settings.max_body_bytes)
+        if problem is not None:
+            raise HTTPErrors(400, [problem])
+
     async def after_change(self, key: str, enabled: bool) -> None:
         """The executors read the enabled workflows' inboxes (and a disabled
         one's until it drained) by themselves: only the route cache changes."""
@@ -62,6 +68,7 @@ class Create(_Workflows):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raw = await json_body(req, self.services.settings.max_body_bytes)
         definition = convert(raw, WorkflowDefinition, "definition")
+        self.check_body_limit(definition.config)
         stored = None
         if definition.key is not None:
             check_key(definition.key)
@@ -125,6 +132,7 @@ class Update(_Workflows):
         raw = await json_body(req, self.services.settings.max_body_bytes)
         patch = convert(raw, VersionPatch, "update")
         if patch.config is not msgspec.UNSET:
+            self.check_body_limit(patch.config)
             patch.config = unmasked(patch.config, current.config)
         try:
             version = await self.services.workflows.update(current.id, patch)

@@ -66,6 +66,39 @@ def test_invalid_definition_is_400_naming_node_and_field(server: Server) -> None
     assert server.admin.get("/api/workflows:list").status_code == 200
 
 
+def test_bad_retry_on_fail_and_sql_that_can_only_fail_are_400_naming_node_and_field(
+    server: Server,
+) -> None:
+    reply = server.admin.post(
+        "/api/workflows:create",
+        json={
+            "sync": False,
+            "nodes": [
+                {
+                    "key": "call",
+                    "type": "request",
+                    "config": {"url": "https://example.com", "retryOnFail": {"wait": "soon"}},
+                },
+                {
+                    "key": "save",
+                    "type": "sql",
+                    "config": {
+                        "sql": "insert into t values (:id); select 1",
+                        "variables": [{"name": "id", "value": 1}],
+                    },
+                },
+                {"key": "sum", "type": "calculation", "config": {"retryOnFail": True}},
+            ],
+        },
+    )
+    assert reply.status_code == 400
+    messages = [e["message"] for e in reply.json()["errors"]]
+    assert len(messages) == 3, messages
+    assert messages[0].startswith('node "call" (request): config.retryOnFail.wait: ')
+    assert messages[1].startswith('node "save" (sql): config.sql: several statements')
+    assert messages[2].startswith('node "sum" (calculation): config.retryOnFail: only ')
+
+
 def test_waiting_node_in_sync_workflow_is_400(server: Server) -> None:
     reply = server.admin.post(
         "/api/workflows:create",

@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +46,28 @@ class EchoHandler(BaseHTTPRequestHandler):
         self.wfile.write(answer)
 
 
+class FlakyHandler(BaseHTTPRequestHandler):
+    """`/flaky/<id>/<n>`: 503 for the first n requests of that id, then 200;
+    `/down/<id>`: always 503."""
+
+    seen: list[str] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        FlakyHandler.seen.append(self.path)
+        parts = self.path.strip("/").split("/")
+        failing = parts[0] == "down" or FlakyHandler.seen.count(self.path) <= int(parts[2])
+        answer = json.dumps({"try": FlakyHandler.seen.count(self.path)}).encode()
+        self.send_response(503 if failing else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
 class Mailbox:
     def __init__(self) -> None:
         self.mails: list[tuple[list[str], email.message.EmailMessage]] = []
@@ -64,6 +87,16 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def http_peer() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def flaky_peer() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -247,3 +280,80 @@ def test_mailer_node_sends_through_the_smtp_server(
     assert message["Subject"] == "Order M-9 paid"
     assert message.get_content().strip() == "Thanks for order M-9."
     assert message["Message-ID"] == job["result"]["messageId"]
+
+
+# -- retryOnFail through the stack ------------------------------------------------------------
+
+
+def calling(url: str, retry: dict[str, Any]) -> dict[str, Any]:
+    return {"key": "call", "type": "request", "config": {"url": url, "retryOnFail": retry}}
+
+
+def test_request_node_retries_until_the_peer_answers(
+    integration_server: Server, flaky_peer: str
+) -> None:
+    server = integration_server
+    path = f"/flaky/{secrets.token_hex(4)}/2"
+    version = server.create(
+        sync_workflow(
+            calling(flaky_peer + path, {"maxTries": 3, "wait": "100ms"}),
+            body="{{$jobsMapByNodeKey.call.data}}",
+        )
+    )
+    reply = server.hook(version["key"], {})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"try": 3}
+    job = jobs_of(server, reply)["call"]
+    assert job["status"] == 1 and job["meta"]["tries"] == 3
+    assert [f["code"] for f in job["meta"]["failures"]] == ["ERR_BAD_RESPONSE"] * 2
+    assert FlakyHandler.seen.count(path) == 3
+
+
+def test_a_retry_wait_is_cut_short_by_the_execution_timeout(
+    integration_server: Server, flaky_peer: str
+) -> None:
+    server = integration_server
+    path = f"/down/{secrets.token_hex(4)}"
+    version = server.create(
+        {
+            **sync_workflow(calling(flaky_peer + path, {"maxTries": 5, "wait": "1m"}), body="x"),
+            "options": {"timeout": 1500},
+        }
+    )
+    started = time.monotonic()
+    reply = server.hook(version["key"], {})
+    assert reply.status_code == 408, reply.text
+    assert time.monotonic() - started < 10
+    execution = server.wait_final(reply.headers["x-rayhook-execution"])
+    assert execution["status"] == -3 and execution["reason"] == "timeout"
+    (job,) = execution["jobs"]
+    assert job["status"] == -3 and job["meta"]["tries"] == 1
+    assert FlakyHandler.seen.count(path) == 1
+
+
+def test_a_retry_wait_is_cut_short_by_a_cancel(integration_server: Server, flaky_peer: str) -> None:
+    server = integration_server
+    path = f"/down/{secrets.token_hex(4)}"
+    version = server.create(
+        {
+            "type": "webhook",
+            "sync": False,
+            "enabled": True,
+            "nodes": [calling(flaky_peer + path, {"maxTries": 5, "wait": "1m"})],
+        }
+    )
+    execution_id = server.hook(version["key"], {}).headers["x-rayhook-execution"]
+    deadline = time.monotonic() + 30
+    while True:  # the first try failed and the job waits for the next
+        execution = server.execution(execution_id)
+        jobs = (execution or {}).get("jobs") or []
+        if jobs and jobs[0]["status"] == 0 and (jobs[0]["meta"] or {}).get("tries") == 1:
+            break
+        assert time.monotonic() < deadline, execution
+        time.sleep(0.05)
+    cancel = server.admin.post("/api/executions:cancel", params={"filterByTk": execution_id})
+    assert cancel.status_code == 200, cancel.text
+    done = server.wait_final(execution_id, timeout=10)
+    assert done["status"] == -3 and done["reason"] == "manual_cancel"
+    assert done["jobs"][0]["status"] == -3
+    assert FlakyHandler.seen.count(path) == 1

@@ -104,6 +104,7 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
     for marker in (str(tmp_path / "data"), ray_temp_dir(tmp_path / "data")):
         leftovers = subprocess.run(["pgrep", "-f", marker], capture_output=True)
         assert leftovers.stdout == b"", f"processes of the stopped stack still run ({marker})"
+    assert_nothing_left_outside_the_data_folder(tmp_path / "data")
 
     up.start()
     try:
@@ -136,9 +137,47 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
             "data"
         ]
         assert sample["output"]["event"] == "evt_299" and sample["output"]["large"] is True
+        # A workflow supervisor is an object inside an execution actor (no process
+        # per workflow): operators find the awake ones by name.
+        supervisors = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("rayhook")),
+                "supervisors",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert supervisors.returncode == 0, supervisors.stderr
+        assert "supervisor:order-events" in supervisors.stdout
     finally:
         assert up.stop() == 0
+    assert_nothing_left_outside_the_data_folder(tmp_path / "data")
     print(f"rayhook up ready after {ready_after:.1f} s")
+
+
+def assert_nothing_left_outside_the_data_folder(data_dir: Path) -> None:
+    """A clean stop removes Ray's /tmp/rayhook-* session folder; the ingress's
+    metric files are kept under the data folder, not in /tmp."""
+    assert not Path(ray_temp_dir(data_dir)).exists(), "Ray's session folder was left behind"
+    assert (data_dir / "prometheus").is_dir()
+
+
+def test_the_ingress_removes_the_metrics_folder_it_made(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Without PROMETHEUS_MULTIPROC_DIR, gunicorn's master makes a temporary
+    # folder for the workers' metric files; it is its own to remove at exit.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    server = make_server(TMPDIR=str(temp), PROMETHEUS_MULTIPROC_DIR="")
+    assert server.hook("nosuchkey00", {}).status_code == 404  # counted by a worker
+    (made,) = [p for p in temp.iterdir() if p.name.startswith("rayhook-metrics-")]
+    assert any(made.iterdir())  # the workers' files
+    processes.stop(server.process, timeout=40)  # gunicorn's master exits
+    assert not made.exists()
 
 
 def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> None:
@@ -162,9 +201,9 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
         env=ray_env,
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert "WorkflowSupervisor" in listed.stdout and "ExecutionActor" in listed.stdout
+    assert "ExecutionActor" in listed.stdout and "HistoryWriter" in listed.stdout
     ps = subprocess.run(["ps", "-eo", "cmd"], capture_output=True, text=True).stdout
-    assert "ray::WorkflowSupervisor" in ps and "ray::ExecutionActor" in ps
+    assert "ray::ExecutionActor" in ps and "ray::HistoryWriter" in ps
 
 
 def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path: Path) -> None:

@@ -118,6 +118,51 @@ def test_delays_inside_a_loop_resume_each_iteration(server: Server) -> None:
     assert next(j for j in done["jobs"] if j["nodeKey"] == "each")["result"]["done"] == 3
 
 
+def test_a_parallel_branch_that_waits_lets_the_next_run_and_resumes(server: Server) -> None:
+    version = server.create(
+        {
+            "sync": False,
+            "enabled": True,
+            "nodes": [
+                {
+                    "key": "both",
+                    "type": "parallel",
+                    "config": {"mode": "all"},
+                    "branches": {
+                        "1": [
+                            {"key": "pause", "type": "delay", "config": {"duration": 1}},
+                            {"key": "late", "type": "variable", "config": {"value": "late"}},
+                        ],
+                        "2": [{"key": "early", "type": "variable", "config": {"value": "early"}}],
+                    },
+                },
+                {
+                    "key": "out",
+                    "type": "output",
+                    "config": {
+                        "value": ["{{$jobsMapByNodeKey.late}}", "{{$jobsMapByNodeKey.early}}"]
+                    },
+                },
+            ],
+        }
+    )
+    execution_id = server.hook(version["key"], {}).headers["x-rayhook-execution"]
+    deadline = time.monotonic() + 30
+    while True:  # waiting: the second branch ran while the first one waits
+        waiting = wait_status(server, execution_id, 0)
+        if [j["nodeKey"] for j in waiting["jobs"]] == ["both", "pause", "early"]:
+            break
+        assert time.monotonic() < deadline, waiting
+        time.sleep(0.05)
+    assert pending_job(waiting, "both")["result"] == [0, 1]
+    done = server.wait_final(execution_id, timeout=30)
+    assert done["status"] == 1, done
+    assert done["output"] == ["late", "early"]
+    jobs = {j["nodeKey"]: j for j in done["jobs"]}
+    assert jobs["both"]["status"] == 1 and jobs["both"]["result"] == [1, 1]
+    assert len(done["jobs"]) == 5  # each node once: the branch run first is not run again
+
+
 def manual_flow(mode: int) -> dict[str, Any]:
     return {
         "sync": False,

@@ -146,6 +146,27 @@ def test_sync_response_node_sets_status_headers_and_body(server: Server) -> None
     assert reply.json() == {"ok": False}
 
 
+def test_sync_workflow_exported_with_config_response_answers_with_its_response_node(
+    server: Server,
+) -> None:
+    # NocoBase ignores config.response in a sync workflow; an exported one carries it.
+    version = server.create(seed_example(config={"response": {"statusCode": 202, "body": "q"}}))
+    reply = server.hook(version["key"], {"status": "paid", "order": "A-19"})
+    assert reply.status_code == 200
+    assert reply.json() == {"ok": True, "order": "A-19"}
+
+
+def test_async_reply_with_a_1xx_status_is_refused_with_400(server: Server) -> None:
+    reply = server.admin.post(
+        "/api/workflows:create",
+        json={**async_echo(), "config": {"response": {"statusCode": 102, "body": "wait"}}},
+    )
+    assert reply.status_code == 400
+    assert reply.json()["errors"] == [
+        {"message": "config.response.statusCode: must be from 200 to 599"}
+    ]
+
+
 def test_sync_resolved_without_response_node_is_200_ok(server: Server) -> None:
     version = server.create(
         {

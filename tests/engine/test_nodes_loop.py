@@ -13,7 +13,15 @@ from engine.interpreter import DEFAULT_LOOP_LIMIT, Interpreter
 from engine.records import Execution
 from engine.settings import Settings
 from engine.status import Status
-from tests.engine.test_interpreter import EXECUTION_ID, Run, compile_nodes, end, run_nodes
+from tests.engine.test_interpreter import (
+    EXECUTION_ID,
+    Run,
+    compile_nodes,
+    end,
+    run_nodes,
+    run_workflow,
+)
+from tests.engine.test_nodes_parallel import resume
 
 SCOPE = "{{$scopes.L.item}}|{{$scopes.L.index}}|{{$scopes.L.sequence}}|{{$scopes.L.length}}"
 
@@ -255,6 +263,68 @@ async def test_error_in_body_with_continue() -> None:
     assert statuses == [Status.RESOLVED, Status.ERROR, Status.RESOLVED]
 
 
+# -- a failure inside a branch of the body (NocoBase #8360) ------------------------------------
+
+
+def branching(key: str, branch: list[dict[str, Any]], kind: str = "condition") -> dict[str, Any]:
+    """A condition (or multi-conditions) that is true and runs `branch`."""
+    if kind == "condition":
+        config: dict[str, Any] = {"engine": "formula.js", "rejectOnFalse": False}
+        config["expression"] = "true"
+    else:
+        config = {"conditions": [{"engine": "formula.js", "expression": "true"}]}
+    return {"key": key, "type": kind, "config": config, "branches": {"1": branch}}
+
+
+def erring(key: str) -> dict[str, Any]:
+    return seen(key, "SQRT(-1)", engine="formula.js")  # ERROR
+
+
+async def test_loop_exits_when_condition_branch_fails_under_break_mode() -> None:
+    # NocoBase plugin-workflow-loop's test of the same name: the condition passes
+    # its branch's failure up to the loop, which breaks; the workflow goes on.
+    run = await run_nodes([loop(3, [branching("c", [erring("e")])], exit=1), seen("after", "x")])
+    assert run.status == Status.RESOLVED
+    assert run.job("L").status == Status.RESOLVED
+    assert run.job("L").result == {"looped": 1, "done": 0, "broken": True}
+    assert run.job("e").status == Status.ERROR
+    assert run.job("c").status == Status.RESOLVED  # the condition itself decided fine
+    assert run.job("after").status == Status.RESOLVED
+
+
+async def test_loop_goes_on_when_condition_branch_fails_under_continue_mode() -> None:
+    body = [branching("c", [fail_when("f", "{{$scopes.L.index}} == 1")]), seen("s", "x")]
+    run = await run_nodes([loop(3, body, exit=2), seen("after", "x")])
+    assert run.status == Status.RESOLVED
+    assert run.job("L").result == {"looped": 3, "done": 3}
+    assert len(results(run, "s")) == 2  # the failed iteration skipped the rest of its body
+    assert run.ran()[-1] == "after"
+
+
+async def test_loop_returns_the_status_when_condition_branch_fails_under_return_mode() -> None:
+    run = await run_nodes([loop(3, [branching("c", [erring("e")])], exit=0), seen("after", "x")])
+    assert run.status == Status.ERROR
+    assert run.job("L").status == Status.ERROR
+    assert run.job("L").result == {"looped": 1, "done": 0}
+    assert "after" not in run.ran()
+
+
+async def test_loop_exits_when_a_nested_condition_branch_fails_under_break_mode() -> None:
+    inner = branching("inner", [erring("e")])
+    run = await run_nodes([loop(3, [branching("outer", [inner])], exit=1), seen("after", "x")])
+    assert run.status == Status.RESOLVED
+    assert run.job("L").result == {"looped": 1, "done": 0, "broken": True}
+    assert [run.job(k).status for k in ("outer", "inner")] == [Status.RESOLVED] * 2
+
+
+async def test_loop_exits_when_multi_conditions_branch_fails_under_break_mode() -> None:
+    body = [branching("m", [erring("e")], kind="multi-conditions")]
+    run = await run_nodes([loop(3, body, exit=1), seen("after", "x")])
+    assert run.status == Status.RESOLVED
+    assert run.job("L").result == {"looped": 1, "done": 0, "broken": True}
+    assert run.job("m").status == Status.RESOLVED
+
+
 async def test_end_node_in_body_ends_the_execution() -> None:
     run = await run_nodes([loop(3, [seen("s", "x"), end("stop", -1)]), seen("after", "x")])
     assert run.status == Status.FAILED
@@ -373,3 +443,25 @@ def test_only_branch_0_is_the_body() -> None:
         compile_nodes(
             [{"key": "L", "type": "loop", "config": {"target": 1}, "branches": {"1": []}}]
         )
+
+
+# -- a body that waits --------------------------------------------------------------------------
+
+
+async def test_a_waiting_body_resumes_each_iteration_with_assignments_replayed() -> None:
+    count = {"key": "count", "type": "variable", "config": {"value": 0}}
+    bump = {
+        "key": "bump",
+        "type": "variable",
+        "config": {"target": "count", "value": "{{$scopes.L.sequence}}"},
+    }
+    pause = {"key": "d", "type": "delay", "config": {"duration": 1}}
+    compiled = compile_nodes([count, loop(3, [bump, pause]), seen("after", "x")], sync=False)
+    run = await run_workflow(compiled)
+    for iteration in (1, 2, 3):
+        assert run.status == Status.STARTED
+        assert run.interpreter.scope["$jobsMapByNodeKey"]["count"] == iteration
+        run = await resume(compiled, run, "d")
+    assert run.status == Status.RESOLVED
+    assert run.job("L").result == {"looped": 3, "done": 3}
+    assert [j.nodeKey for j in run.jobs].count("count") == 4  # declared, then one per iteration

@@ -265,6 +265,54 @@ def test_bad_configs_are_refused_at_definition_time(
     assert field in message and words in message, message
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "insert into t (id) values (:id); select count(*) from t",
+        "select :id;\nselect 2",
+        "select :id; /* and */ select 2 -- more",
+        "select :id;;select 2",
+    ],
+)
+def test_several_statements_with_variables_are_refused_when_defined(text: str) -> None:
+    # PostgreSQL takes bound parameters for one statement only: without this
+    # check the workflow is accepted and every run fails.
+    message = definition_error("sql", {"sql": text, "variables": [{"name": "id", "value": 1}]})
+    assert message.startswith('node "n" (sql): config.sql: ')
+    assert "several statements" in message and "variables" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "select :id;",
+        "select :id ;  -- the end\n",
+        "select ';', :id",
+        'select 1 as ";", :id',
+        "select $$a; b$$, :id",
+        "select :id /* ; */",
+        "select :id -- ; select 2",
+    ],
+)
+def test_one_statement_with_variables_and_a_quoted_semicolon_is_fine(text: str) -> None:
+    compile_nodes(
+        [{"key": "q", "type": "sql", "config": {"sql": text, "variables": [{"name": "id"}]}}]
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [("", 0), ("select 1", 1), ("select 1;", 1), ("select 1; select 2", 2), (";;", 0)],
+)
+def test_statements_are_counted_outside_literals_and_comments(text: str, count: int) -> None:
+    assert bind_named(text).statements == count
+
+
+async def test_one_statement_with_variables_and_a_trailing_semicolon_runs(table: str) -> None:
+    run = await sql(f"select name from {table} where id = :id;", {"id": 2})
+    assert run.job.status == Status.RESOLVED and run.job.result == [{"name": "bob"}]
+
+
 def test_templated_variables_compile() -> None:
     compile_nodes(
         [

@@ -11,7 +11,7 @@ import pytest
 from engine.definition import WebhookConfig
 from engine.records import Reply
 from engine.status import Reason, Status
-from engine.trigger import REDACTED, compile_trigger, sync_reply
+from engine.trigger import REDACTED, body_problems, compile_trigger, over_server_limit, sync_reply
 
 
 def trigger(config: dict | None = None):
@@ -250,3 +250,89 @@ def test_sync_reply_other_status_is_500_naming_the_status(status):
     reply = sync_reply(int(status), None, None, 0)
     assert reply.status == 500
     assert status.name in (reply.message or "")
+
+
+# -- bodies (SPEC §12) ----------------------------------------------------------------
+
+
+def test_body_types_default_to_json_only():
+    assert trigger().body_types == {"json"}
+    assert trigger({"request": {"bodyTypes": ["form", "text"]}}).body_types == {"form", "text"}
+
+
+def test_raw_body_is_added_only_when_configured():
+    raw = b"a=1&b=%C3%A9"
+    assert "rawBody" not in trigger().build_context({}, {}, {"a": "1"}, raw)
+    ctx = trigger({"request": {"rawBody": True}}).build_context({}, {}, {"a": "1"}, raw)
+    assert ctx["rawBody"] == "a=1&b=%C3%A9"
+    assert trigger({"request": {"rawBody": True}}).build_context({}, {}, {})["rawBody"] == ""
+
+
+def test_body_mapping_reads_a_form_body_as_it_reads_json():
+    compiled = trigger({"request": {"body": [{"key": "item[0].sku", "_var": "sku"}]}})
+    ctx = compiled.build_context({}, {}, {"item": [{"sku": "A-1"}], "payer": "x"})
+    assert ctx["body"]["sku"] == "A-1"
+
+
+@pytest.mark.parametrize(
+    ("own", "server", "limit"), [(None, 1000, 1000), (100, 1000, 100), (5000, 1000, 1000)]
+)
+def test_body_limit_is_the_workflows_never_above_the_servers(own, server, limit):
+    assert trigger({"maxBodyBytes": own}).body_limit(server) == limit
+
+
+@pytest.mark.parametrize(
+    ("scheme", "headers"),
+    [
+        ("stripe", ["stripe-signature"]),
+        ("github", ["x-hub-signature-256"]),
+        ("standard-webhooks", ["webhook-signature", "svix-signature"]),
+        ("slack", ["x-slack-signature"]),
+        ("twilio", ["x-twilio-signature"]),
+    ],
+)
+def test_the_schemes_signature_headers_are_redacted(scheme, headers):
+    compiled = trigger({"signature": {"scheme": scheme, "secret": "{{$env.S}}"}})
+    sent = {name: "sig-value" for name in headers} | {"X-Other": "kept"}
+    ctx = compiled.build_context(sent, {}, {})
+    assert all(ctx["headers"][name] == REDACTED for name in headers)
+    assert ctx["headers"]["x-other"] == "kept"
+    assert ctx["headers"].get("authorization", REDACTED) == REDACTED
+
+
+def test_a_custom_signature_header_is_redacted_and_unsigned_workflows_keep_theirs():
+    compiled = trigger(
+        {"signature": {"scheme": "hmac-sha256", "secret": "{{$env.S}}", "header": "X-Shop-Hmac"}}
+    )
+    assert compiled.build_context({"X-Shop-Hmac": "abc"}, {}, {})["headers"]["x-shop-hmac"] == (
+        REDACTED
+    )
+    # A workflow checking a signature itself (a script over rawBody) still sees it.
+    plain = trigger().build_context({"X-Hub-Signature-256": "sha256=abc"}, {}, {})
+    assert plain["headers"]["x-hub-signature-256"] == "sha256=abc"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"request": {"bodyTypes": []}}, "config.request.bodyTypes: give at least one"),
+        ({"maxBodyBytes": 0}, "config.maxBodyBytes: must be a number of bytes above 0"),
+        ({"maxBodyBytes": -5}, "config.maxBodyBytes: must be a number of bytes above 0"),
+    ],
+)
+def test_bad_body_settings_are_definition_errors(config, message):
+    problems = body_problems(msgspec.convert(config, WebhookConfig))
+    assert len(problems) == 1 and problems[0].startswith(message)
+
+
+def test_unknown_body_type_is_refused_when_decoding():
+    with pytest.raises(msgspec.ValidationError, match="bodyTypes"):
+        msgspec.convert({"request": {"bodyTypes": ["multipart"]}}, WebhookConfig)
+
+
+def test_max_body_bytes_above_the_servers_is_named():
+    config = msgspec.convert({"maxBodyBytes": 2048}, WebhookConfig)
+    assert over_server_limit(config, 4096) is None
+    problem = over_server_limit(config, 1024)
+    assert problem is not None and "RAYHOOK_MAX_BODY_BYTES" in problem and "2048" in problem
+    assert over_server_limit(WebhookConfig(), 1) is None

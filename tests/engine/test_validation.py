@@ -290,6 +290,29 @@ def test_unknown_system_variable_is_rejected():
     assert "now" in message
 
 
+@pytest.mark.parametrize("text", ["{{$system.dateRange}}", "{{$system.dateRange.someday}}"])
+def test_system_date_range_needs_one_of_its_names(text):
+    message = one_error(workflow(output("o1", text)))
+    assert message.startswith('node "o1" (output): config: ')
+    assert "$system.dateRange has yesterday, today" in message
+
+
+def test_nocobase_system_variables_are_accepted():
+    compile_doc(
+        workflow(
+            output(
+                "o1",
+                [
+                    "{{$system.dateRange.thisWeek}}",
+                    "{{$system.genSnowflakeId}}",
+                    "{{$system.epoch}}",
+                    "{{$system.instanceId}}",
+                ],
+            )
+        )
+    )
+
+
 def test_env_without_name_is_rejected():
     message = one_error(workflow(output("o1", "{{$env}}")))
     assert 'node "o1"' in message
@@ -515,11 +538,29 @@ def test_async_response_header_name_is_checked(name):
     assert one_error(doc).startswith("config.response.headers[0].name")
 
 
-def test_config_response_on_sync_workflow_is_rejected():
-    doc = workflow(config={"response": {"statusCode": 200, "body": "ok"}})
-    message = one_error(doc)
-    assert message.startswith("config.response")
-    assert "sync" in message
+def test_config_response_on_a_sync_workflow_is_accepted_and_ignored_as_nocobase_does():
+    # An exported NocoBase workflow carries config.response whatever its mode;
+    # NocoBase only reads it for async workflows.
+    response_config = {
+        "statusCode": 150,
+        "headers": [{"name": "bad name", "value": "{{$jobsMapByNodeKey.nope}}"}],
+        "body": "{{$context.a[0]}}",
+    }
+    compiled = compile_doc(workflow(response("r"), config={"response": response_config}))
+    assert compiled.trigger.reply == compile_doc(workflow(response("r"))).trigger.reply
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199, 600])
+def test_async_reply_status_outside_200_to_599_is_refused(status):
+    # A 1xx is an interim answer, never the final reply the provider waits for.
+    message = one_error(workflow(sync=False, config={"response": {"statusCode": status}}))
+    assert message == "config.response.statusCode: must be from 200 to 599"
+
+
+@pytest.mark.parametrize("status", [200, 202, 204, 599])
+def test_async_reply_status_from_200_to_599_is_accepted(status):
+    compiled = compile_doc(workflow(sync=False, config={"response": {"statusCode": status}}))
+    assert compiled.trigger.reply.status == status
 
 
 def test_negative_timeout_is_rejected():
@@ -564,7 +605,7 @@ def test_all_errors_are_reported_at_once():
         output("y"),
         {"key": "d", "type": "delay"},
         options={"timeout": -5},
-        config={"response": {"body": "ok"}},
+        config={"basicAuthentication": True},
     )
     messages = errors_of(doc)
     joined = "\n".join(messages)
@@ -574,7 +615,7 @@ def test_all_errors_are_reported_at_once():
     assert "duplicate" in joined
     assert 'node "d"' in joined and "waits" in joined
     assert "options.timeout" in joined
-    assert "config.response" in joined
+    assert "config.basicAuthentication" in joined
 
 
 def test_definition_error_text_joins_every_message():

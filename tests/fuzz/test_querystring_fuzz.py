@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from qs_codec import decode
 
-from ingress.querystring import _OPTIONS, parse_query_string
+from ingress.querystring import _OPTIONS, FormError, parse_form, parse_query_string
 from tests.fuzz.conftest import examples
 
 MIB = 1 << 20
@@ -175,3 +175,33 @@ _REPEATED_PARTS = st.lists(
 def test_repeated_keys_merge_as_qs_codec_does(parts: list[tuple[str, str, int]]) -> None:
     query = "&".join("&".join([key + value] * count) for key, value, count in parts)
     assert parse_query_string(query) == decode(query, _OPTIONS)
+
+
+# -- form bodies: the query's parse, or a FormError; never anything else -----------------
+
+
+def check_form(text: str) -> None:
+    started = time.process_time()
+    try:
+        result = parse_form(text)
+    except FormError:
+        return
+    finally:
+        spent = time.process_time() - started
+        assert spent < CPU_LIMIT, f"{spent:.2f} s of CPU for {len(text)} characters"
+    # What it accepts, it reads exactly as the query string parse does (a query's
+    # leading `?` is the URL's, a body's is part of its first key).
+    assert result == parse_query_string(text) or text.startswith("?")
+
+
+@settings(max_examples=examples(300))
+@given(st.one_of(st.text(), query_strings))
+@example("a[b][c][d][e][f]=1&a[b][c][d][e][f][g]=2")
+@example("%zz=1")
+def test_any_form_body_parses_like_the_query_or_is_refused(text: str) -> None:
+    check_form(text)
+
+
+@pytest.mark.parametrize("text", BOMBS.values(), ids=BOMBS.keys())
+def test_form_body_bombs_are_refused_or_parsed_within_bounds(text: str) -> None:
+    check_form(text)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import falcon
 import pytest
 
-from ingress.body import decode_json, depth_of, huge_ints_as_doubles, is_json_media
+from ingress.body import (
+    body_type,
+    decode_json,
+    decode_other,
+    depth_of,
+    huge_ints_as_doubles,
+    is_json_media,
+)
 
 # -- is_json_media ---------------------------------------------------------------------
 
@@ -174,3 +181,108 @@ def test_integers_beyond_a_double_become_infinity():
 @pytest.mark.parametrize("value", [2**64, 1, 1.5, "x", None, True])
 def test_a_scalar_body_is_converted_too(value):
     assert huge_ints_as_doubles(value) == (float(value) if value == 2**64 else value)
+
+
+# -- body_type and decode_other (SPEC §12) ------------------------------------------------
+
+ALL = frozenset({"json", "form", "text"})
+
+
+@pytest.mark.parametrize(
+    ("content_type", "kind"),
+    [
+        ("application/json", "json"),
+        ("application/vnd.x+json", "json"),
+        ("application/x-www-form-urlencoded", "form"),
+        ("Application/X-WWW-Form-Urlencoded; charset=UTF-8", "form"),
+        # a form's charset is not looked at: the body is percent-escaped ASCII
+        ("application/x-www-form-urlencoded; charset=windows-1252", "form"),
+        ("text/plain", "text"),
+        ("text/plain; charset=utf-8", "text"),
+        ("text/csv; charset=us-ascii", "text"),
+        ("text/xml", "text"),
+        ("application/xml", "text"),
+        ("application/soap+xml; charset=utf-8", "text"),
+    ],
+)
+def test_body_type_of_each_accepted_media_type(content_type, kind):
+    assert body_type(content_type, ALL) == kind
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        "text/plain; charset=latin-1",
+        "application/json; charset=latin-1",
+        "image/png",
+    ],
+)
+def test_other_media_types_are_415_whatever_is_accepted(content_type):
+    with pytest.raises(falcon.HTTPUnsupportedMediaType):
+        body_type(content_type, ALL)
+
+
+def test_json_only_by_default_with_the_same_message():
+    with pytest.raises(falcon.HTTPUnsupportedMediaType) as raised:
+        body_type("application/x-www-form-urlencoded", frozenset({"json"}))
+    assert raised.value.description == "the body must be JSON (Content-Type: application/json)"
+
+
+def test_415_names_the_accepted_types():
+    with pytest.raises(falcon.HTTPUnsupportedMediaType) as raised:
+        body_type("application/json", frozenset({"form", "text"}))
+    assert raised.value.description == (
+        "the body must be a form (application/x-www-form-urlencoded) "
+        "or text (text/*, application/xml)"
+    )
+
+
+def test_form_body_is_parsed_like_the_query_string():
+    body = (
+        b"payment_status=Completed&item[0][sku]=A-1&item[0][qty]=2&tag=a&tag=b&flag&name=J+D%C3%A9"
+    )
+    assert decode_other("form", body) == {
+        "payment_status": "Completed",
+        "item": [{"sku": "A-1", "qty": "2"}],
+        "tag": ["a", "b"],
+        "flag": None,
+        "name": "J Dé",
+    }
+
+
+def test_text_body_is_the_string():
+    xml = '<?xml version="1.0"?><note>héllo</note>'
+    assert decode_other("text", xml.encode()) == xml
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"a=%zz", "malformed percent escape '%zz'"),
+        (b"a=1&b=50%", "malformed percent escape '%'"),
+        (b"&".join(b"k%d=1" % i for i in range(10_000)), "more than 1000 parameters"),
+        (b"a[b][c][d][e][f][g]=1", "nested deeper than 5 levels"),
+        (b"a=\xff", "not valid UTF-8"),
+    ],
+)
+def test_malformed_form_bodies_are_400(body, message):
+    with pytest.raises(falcon.HTTPBadRequest) as raised:
+        decode_other("form", body)
+    assert message in raised.value.description
+
+
+def test_form_at_the_limits_is_accepted():
+    assert len(decode_other("form", b"&".join(b"k%d=1" % i for i in range(1000)))) == 1000
+    assert decode_other("form", b"a[b][c][d][e][f]=1") == {
+        "a": {"b": {"c": {"d": {"e": {"f": "1"}}}}}
+    }
+
+
+def test_text_body_that_is_not_utf8_is_400():
+    with pytest.raises(falcon.HTTPBadRequest) as raised:
+        decode_other("text", b"caf\xe9")
+    assert raised.value.description == "request body is not valid UTF-8"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingress.querystring import parse_query_string
+from ingress.querystring import FormError, parse_form, parse_query_string
 
 
 def test_indexed_object_in_list():
@@ -100,3 +100,43 @@ def test_nesting_beyond_depth_5_keeps_the_rest_as_one_key():
 
 def test_repeated_null_and_value():
     assert parse_query_string("a=1&a") == {"a": ["1", None]}
+
+
+# -- form bodies ----------------------------------------------------------------------
+
+
+def test_form_body_parses_as_the_query_string_does():
+    text = "a[b]=1&a[c][]=2&a[c][]=3&r=1&r=2&flag&sp=x+y%21"
+    assert parse_form(text) == parse_query_string(text)
+    assert parse_form(text) == {
+        "a": {"b": "1", "c": ["2", "3"]},
+        "r": ["1", "2"],
+        "flag": None,
+        "sp": "x y!",
+    }
+
+
+def test_form_repeats_past_the_list_limit_become_an_object_as_in_the_query():
+    text = "&".join(["a=1"] * 150)
+    assert parse_form(text) == parse_query_string(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a=%zz", "malformed percent escape '%zz' at character 2"),
+        ("a=%4", "malformed percent escape '%4'"),
+        ("%=1", "malformed percent escape '%=1' at character 0"),
+        ("&".join(["a=1"] * 1001), "more than 1000 parameters"),
+        ("a[b][c][d][e][f][g]=1", "a key is nested deeper than 5 levels"),
+        ("&".join(["a[b][c][d][e][f][g]=1"] * 200), "a key is nested deeper than 5 levels"),
+    ],
+)
+def test_what_the_query_would_drop_or_garble_is_a_form_error(text, message):
+    with pytest.raises(FormError) as raised:
+        parse_form(text)
+    assert message in str(raised.value)
+
+
+def test_escapes_that_are_not_utf8_stay_as_written_as_in_the_query():
+    assert parse_form("name=%E9t%E9") == {"name": "%E9t%E9"}

@@ -175,3 +175,172 @@ def test_unset_secret_rejects_everything() -> None:
 def test_bad_signature_configs_are_definition_errors(fields: dict, message: str) -> None:
     problems = security_problems(WebhookConfig(signature=SignatureConfig(**fields)))
     assert problems and message in problems[0]
+
+
+def test_svix_header_names_accepted_as_the_svix_library_signs_them() -> None:
+    # Svix (and Clerk, Resend, ... built on it) sends svix-id/svix-timestamp/
+    # svix-signature; its own library's verifier accepts such a request.
+    from datetime import UTC, datetime
+
+    from svix.webhooks import Webhook as SvixWebhook
+
+    sig = signature(scheme="standard-webhooks", secret="{{$env.NEW}}")
+    env = {"NEW": STANDARD_SECRET}
+    sent = datetime.now(tz=UTC)
+    signed = SvixWebhook(STANDARD_SECRET).sign("msg_svix_1", sent, BODY.decode())
+    headers = {
+        "svix-id": "msg_svix_1",
+        "svix-timestamp": str(int(sent.timestamp())),
+        "svix-signature": signed,
+    }
+    SvixWebhook(STANDARD_SECRET).verify(BODY, headers)  # the provider's own check passes
+    assert verify(sig, headers, BODY, env)
+    assert not verify(sig, headers, BODY + b" ", env)
+    assert not verify(sig, {**headers, "svix-id": "msg_other"}, BODY, env)
+    assert not verify(
+        sig, {**headers, "svix-timestamp": str(int(sent.timestamp()) - 3600)}, BODY, env
+    )
+
+
+# -- slack: signed by slack_sdk's SignatureVerifier ---------------------------------------
+
+SLACK_FORM = b"token=x&team_id=T1&command=%2Fpay&text=status+A-1&response_url=https%3A%2F%2Fh"
+
+
+def slack_headers(secret: str, body: bytes, t: int) -> dict[str, str]:
+    from slack_sdk.signature import SignatureVerifier
+
+    signed = SignatureVerifier(secret).generate_signature(timestamp=str(t), body=body)
+    assert signed is not None
+    return {"x-slack-signature": signed, "x-slack-request-timestamp": str(t)}
+
+
+def test_slack_signature_from_its_sdk_accepted_and_tamper_rejected() -> None:
+    from slack_sdk.signature import SignatureVerifier
+
+    sig = signature(scheme="slack", secret="{{$env.SLACK}}")
+    env = {"SLACK": "8f742231b10e8888abcd99yyyzzz85a5"}
+    now = int(time.time())
+    headers = slack_headers(env["SLACK"], SLACK_FORM, now)
+    assert SignatureVerifier(env["SLACK"]).is_valid_request(SLACK_FORM, headers)
+    assert verify(sig, headers, SLACK_FORM, env)
+    assert not verify(sig, headers, SLACK_FORM.replace(b"A-1", b"A-2"), env)
+    assert not verify(sig, slack_headers("other-secret", SLACK_FORM, now), SLACK_FORM, env)
+    forged_time = {**headers, "x-slack-request-timestamp": str(now + 1)}
+    assert not verify(sig, forged_time, SLACK_FORM, env)
+    no_prefix = {**headers, "x-slack-signature": headers["x-slack-signature"][3:]}
+    assert not verify(sig, no_prefix, SLACK_FORM, env)
+    assert not verify(sig, {"x-slack-signature": headers["x-slack-signature"]}, SLACK_FORM, env)
+
+
+@pytest.mark.parametrize(
+    ("skew", "accepted"), [(299, True), (-299, True), (301, False), (-301, False)]
+)
+def test_slack_timestamp_tolerance_is_five_minutes_as_its_sdk(skew: int, accepted: bool) -> None:
+    sig = signature(scheme="slack", secret="{{$env.SLACK}}")
+    headers = slack_headers("s3cret", SLACK_FORM, NOW)
+    assert verify(sig, headers, SLACK_FORM, {"SLACK": "s3cret"}, now=NOW + skew) is accepted
+
+
+def test_slack_malformed_timestamp_rejected() -> None:
+    sig = signature(scheme="slack", secret="{{$env.SLACK}}")
+    headers = {**slack_headers("s3cret", SLACK_FORM, NOW), "x-slack-request-timestamp": "soon"}
+    assert not verify(sig, headers, SLACK_FORM, {"SLACK": "s3cret"}, now=NOW)
+
+
+# -- twilio: signed by twilio's RequestValidator ----------------------------------------
+
+TWILIO_TOKEN = "12345"
+TWILIO_URL = "https://mycompany.com/api/webhook:trigger/sms?foo=1"
+TWILIO_PARAMS = {
+    "CallSid": "CA1234567890ABCDE",
+    "Caller": "+12349013030",
+    "Digits": "1234",
+    "From": "+12349013030",
+    "To": "+18005551212",
+}
+FORM = "application/x-www-form-urlencoded"
+
+
+def twilio_form(params: dict[str, str] | list[tuple[str, str]]) -> bytes:
+    from urllib.parse import urlencode
+
+    return urlencode(params).encode()
+
+
+def twilio_headers(url: str, params: object, token: str = TWILIO_TOKEN) -> dict[str, str]:
+    from twilio.request_validator import RequestValidator
+
+    signed = RequestValidator(token).compute_signature(url, params)
+    return {"x-twilio-signature": signed, "content-type": FORM}
+
+
+def test_twilio_signature_from_its_library_accepted_and_tamper_rejected() -> None:
+    sig = signature(scheme="twilio", secret="{{$env.TWILIO}}")
+    env = {"TWILIO": TWILIO_TOKEN}
+    body = twilio_form(TWILIO_PARAMS)
+    headers = twilio_headers(TWILIO_URL, TWILIO_PARAMS)
+    assert verify(sig, headers, body, env, url=TWILIO_URL)
+    tampered = twilio_form({**TWILIO_PARAMS, "Digits": "9999"})
+    assert not verify(sig, headers, tampered, env, url=TWILIO_URL)
+    extra = twilio_form({**TWILIO_PARAMS, "Extra": "1"})
+    assert not verify(sig, headers, extra, env, url=TWILIO_URL)
+    other_url = TWILIO_URL.replace("foo=1", "foo=2")
+    assert not verify(sig, headers, body, env, url=other_url)
+    assert not verify(
+        sig, twilio_headers(TWILIO_URL, TWILIO_PARAMS, "nope"), body, env, url=TWILIO_URL
+    )
+    assert not verify(sig, {"content-type": FORM}, body, env, url=TWILIO_URL)
+    assert not verify(sig, headers, body, env, url="")
+
+
+def test_twilio_known_vector_from_its_docs() -> None:
+    # twilio.com/docs/usage/security: auth token 12345, this URL and these
+    # parameters sign to 0/KCTR6DLpKmkAf8muzZqo1nDgQ= (the documented value).
+    sig = signature(scheme="twilio", secret="{{$env.TWILIO}}")
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    headers = {"x-twilio-signature": "0/KCTR6DLpKmkAf8muzZqo1nDgQ=", "content-type": FORM}
+    assert twilio_headers(url, TWILIO_PARAMS)["x-twilio-signature"] == headers["x-twilio-signature"]
+    assert verify(sig, headers, twilio_form(TWILIO_PARAMS), {"TWILIO": TWILIO_TOKEN}, url=url)
+
+
+def test_twilio_repeated_and_unordered_parameters_are_sorted_as_its_library_does() -> None:
+    class Repeated(dict):  # the shape of a multi-dict, as twilio reads one (`getall`)
+        def getall(self, name: str) -> list[str]:
+            return [value for key, value in pairs if key == name]
+
+    pairs = [("To", "+1800"), ("Media", "b"), ("Media", "a"), ("Body", "hi there"), ("Media", "a")]
+    sig = signature(scheme="twilio", secret="{{$env.TWILIO}}")
+    headers = twilio_headers(TWILIO_URL, Repeated(pairs))
+    assert verify(sig, headers, twilio_form(pairs), {"TWILIO": TWILIO_TOKEN}, url=TWILIO_URL)
+
+
+@pytest.mark.parametrize(
+    ("signed_url", "our_url"),
+    [
+        ("https://mycompany.com:443/hook", "https://mycompany.com/hook"),
+        ("https://mycompany.com/hook", "https://mycompany.com:443/hook"),
+        ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
+    ],
+)
+def test_twilio_url_signed_with_or_without_the_port(signed_url: str, our_url: str) -> None:
+    sig = signature(scheme="twilio", secret="{{$env.TWILIO}}")
+    headers = twilio_headers(signed_url, TWILIO_PARAMS)
+    assert verify(sig, headers, twilio_form(TWILIO_PARAMS), {"TWILIO": TWILIO_TOKEN}, url=our_url)
+
+
+def test_twilio_json_body_signed_through_body_sha256() -> None:
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(TWILIO_TOKEN)
+    body = '{"property": "value", "boolean": true}'
+    url = "https://mycompany.com/hook?bodySHA256=" + validator.compute_hash(body)
+    headers = {
+        "x-twilio-signature": validator.compute_signature(url, {}),
+        "content-type": "application/json",
+    }
+    assert validator.validate(url, body, headers["x-twilio-signature"])
+    sig = signature(scheme="twilio", secret="{{$env.TWILIO}}")
+    env = {"TWILIO": TWILIO_TOKEN}
+    assert verify(sig, headers, body.encode(), env, url=url)
+    assert not verify(sig, headers, body.replace("true", "false").encode(), env, url=url)

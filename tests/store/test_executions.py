@@ -77,7 +77,7 @@ async def pending_entry(client: aioredis.Redis, keys: Keys, inbox: Inbox, key: s
     await client.hset(keys.enabled, key, "7")
     entry_id = await inbox.add(event(key, 7))
     await inbox.ensure_group(key)
-    (entry,) = await inbox.read_new(key, "c1", count=10, block_ms=200)
+    (entry,) = (await inbox.read_many("c1", [key], 10, 200))[key]
     assert entry.id == entry_id
     assert (await client.xpending(keys.inbox(key), INBOX_GROUP))["pending"] == 1
     return entry_id
@@ -220,7 +220,7 @@ async def test_final_save_with_entry_acks_and_deletes_the_entry(
     assert (await client.xpending(keys.inbox(KEY), INBOX_GROUP))["pending"] == 0
     assert await client.xlen(keys.inbox(KEY)) == 0
     assert await log.statuses([e.id]) == [1]
-    assert await inbox.read_pending(KEY, "c1", count=10) == []
+    assert await inbox.read_own("c1", {KEY: "0"}, 10) == {}
 
 
 async def test_save_without_entry_leaves_the_inbox_alone(

@@ -355,11 +355,7 @@ def _workflow_paths() -> dict[str, Any]:
                 "summary": "Copy a version into a new, disabled one (same key and node keys).",
                 "parameters": [_VERSION_ID],
                 "responses": {
-                    "200": _ok(
-                        "The new version, and `warnings` (e.g. dedupe without auth).",
-                        _with_warnings(_data(_ref("WorkflowVersion"))),
-                        links=_version_links(),
-                    ),
+                    "200": _version_reply("The new version."),
                     **_errors(400, 401, 404),
                 },
             }

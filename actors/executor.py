@@ -42,6 +42,7 @@ from engine.records import (
     new_execution_id,
     now,
 )
+from engine.redaction import SecretMask
 from engine.retry import backoff_seconds, exhausted, retries_after
 from engine.settings import Settings
 from engine.status import NAMES, PENDING, Reason, Status, is_final
@@ -84,12 +85,14 @@ class _Journal:
     not awaited (progress marks), so the final write carries every job of the
     run again: a mark lost to a Redis hiccup never loses a job."""
 
-    def __init__(self, log: ExecutionLog) -> None:
+    def __init__(self, log: ExecutionLog, mask: SecretMask) -> None:
         self.log = log
+        self.mask = mask
         self.pending: dict[str, Job] = {}
         self.live = False
 
     def record(self, job: Job) -> None:
+        job = self.mask.job(job)  # what is stored never holds an $env value
         self.pending[job.id] = job
         if self.live:
             self.log.save_job(job)
@@ -111,8 +114,9 @@ class ExecutionActor:
     running here by id."""
 
     def __init__(self, settings: Settings, index: int) -> None:
-        configure_logs()
+        configure_logs(secrets=settings.env.values())
         self.settings = settings
+        self.mask = SecretMask(settings.env.values())
         self.index = index
         self.redis = connect(settings.redis_url)
         keys = Keys(settings.namespace)
@@ -178,7 +182,9 @@ class ExecutionActor:
         execution.finishedAt = now()
         execution.waiting = []
         await self.log.save(
-            execution, entry=entry.id, resume_caller=self._caller_resume(execution, event)
+            self.mask.execution(execution),
+            entry=entry.id,
+            resume_caller=self._caller_resume(execution, event),
         )
         self.metrics.count("quarantined", event.key)
         log.error(
@@ -346,7 +352,7 @@ class ExecutionActor:
         if event.retry is not None:
             return await self._retry(event)
         execution = execution_of(event, status=Status.STARTED, startedAt=now())
-        journal = _Journal(self.log)
+        journal = _Journal(self.log, self.mask)
         try:
             workflow, count_run = await self._workflow(event.workflowId)
         except (NotFound, DefinitionError) as exc:
@@ -369,7 +375,7 @@ class ExecutionActor:
             return await self._settled(event, execution)
         execution.status = Status.STARTED
         earlier = [j for j in jobs if j.attempt < execution.attempt]
-        journal = _Journal(self.log)
+        journal = _Journal(self.log, self.mask)
         try:
             workflow, _ = await self._workflow(execution.workflowId, counted=True)
         except (NotFound, DefinitionError) as exc:
@@ -404,7 +410,7 @@ class ExecutionActor:
         execution.attempt, execution.status, execution.retryAt = attempt, Status.STARTED, None
         execution.error = execution.reason = execution.output = None
         execution.waiting, execution.startedAt = [], now()
-        journal = _Journal(self.log)
+        journal = _Journal(self.log, self.mask)
         try:
             workflow, _ = await self._workflow(execution.workflowId, counted=True)
         except (NotFound, DefinitionError) as exc:
@@ -482,7 +488,7 @@ class ExecutionActor:
     def _show_started(self, execution: Execution, journal: _Journal) -> None:
         """A run past STARTED_WRITE_DELAY becomes visible as STARTED, with its jobs."""
         journal.go_live()
-        self.log.show(execution)
+        self.log.show(self.mask.execution(execution))
 
     async def _finish(
         self,
@@ -494,6 +500,7 @@ class ExecutionActor:
         count_run: bool,
         waits: list[Wait] | None = None,
     ) -> tuple[Execution, Reply | None]:
+        execution = self.mask.execution(execution)  # stored without $env values
         retry = self._retry_if_due(execution, workflow)
         final = is_final(execution.status)
         if final:

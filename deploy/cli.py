@@ -152,15 +152,16 @@ def _up(args: argparse.Namespace) -> int:
 
 def apply_definition(client: AdminClient, raw: dict[str, Any]) -> dict[str, Any]:
     """Create, or for an existing key: update its latest version in place if it
-    never ran, else make a revision, update it and enable it."""
+    never ran, else make a revision, update it and enable it. The reply
+    envelope: `data` (the version) and `warnings`."""
     key = raw.get("key")
     if not key:
-        return client.call("POST", "workflows:create", body={"enabled": True, **raw})["data"]
+        return client.call("POST", "workflows:create", body={"enabled": True, **raw})
     versions = client.call(
         "GET", "workflows:list", params={"filter[key]": key, "paginate": "false"}
     )["data"]
     if not versions:
-        return client.call("POST", "workflows:create", body={"enabled": True, **raw})["data"]
+        return client.call("POST", "workflows:create", body={"enabled": True, **raw})
     target = next((v for v in versions if v["current"]), versions[0])
     patch = {
         k: v for k, v in raw.items() if k in ("title", "description", "config", "options", "nodes")
@@ -170,9 +171,7 @@ def apply_definition(client: AdminClient, raw: dict[str, Any]) -> dict[str, Any]
         target = client.call("POST", "workflows:revision", params={"filterByTk": target["id"]})[
             "data"
         ]
-    return client.call("POST", "workflows:update", params={"filterByTk": target["id"]}, body=patch)[
-        "data"
-    ]
+    return client.call("POST", "workflows:update", params={"filterByTk": target["id"]}, body=patch)
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -189,8 +188,11 @@ def _apply(args: argparse.Namespace) -> int:
     client = AdminClient.from_args(args)
     results = []
     for raw, _definition in zip(raws, definitions, strict=True):
-        version = apply_definition(client, raw)
+        applied = apply_definition(client, raw)
+        version = applied["data"]
         results.append(version)
+        for warning in applied.get("warnings") or []:
+            print(f"rayhook: warning: {path}: {version['key']}: {warning}", file=sys.stderr)
         if not args.json:
             state = "enabled" if version["enabled"] else "disabled"
             print(f"{version['key']}  version {version['id']}  {state}  {version['webhookUrl']}")

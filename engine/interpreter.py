@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
+from engine.caps import DEFAULT_CAPS, Caps
 from engine.effects import Effects
 from engine.nodes.base import CompiledNode
 from engine.records import Execution, Job, Reply, job_id, now
@@ -185,6 +186,8 @@ class Interpreter:
         if loop_limit is None:  # the executor's settings reach us through its effects
             loop_limit = getattr(getattr(effects, "settings", None), "loop_limit", None)
         self._loop_limit = DEFAULT_LOOP_LIMIT if loop_limit is None else loop_limit
+        settings = getattr(effects, "settings", None)
+        self.caps = DEFAULT_CAPS if settings is None else Caps.from_settings(settings)
         self._scopes: dict[str, Any] = {}
         self.execution = execution
         self.sink = sink
@@ -346,6 +349,8 @@ class Interpreter:
 
     def commit(self, job: Job) -> None:
         job.updatedAt = now()
+        if job.status != PENDING and (oversized := self.caps.oversized_result(job.result)):
+            job.status, job.result = Status.ERROR, oversized
         self._results[job.nodeKey] = job.result
         if job.status == PENDING:
             self._open[job.id] = job

@@ -12,10 +12,35 @@ from pathlib import Path
 
 import msgspec
 
-from engine.durations import parse_duration
+from engine.durations import DurationError, parse_duration
 
 ENV_PREFIX = "RAYHOOK_ENV_"
 SQL_PREFIX = "RAYHOOK_SQL_"
+MIB = 1024 * 1024
+SCRIPT_SANDBOXES = ("process", "inline")
+#: Request headers never stored nor shown to a workflow (RAYHOOK_REDACT_HEADERS
+#: replaces the list; `authorization` and `cookie` stay redacted whatever it says,
+#: SPEC §2.2): credentials, and every header a signature scheme sends its
+#: signature in (stored, a signature lets its reader replay the delivery).
+DEFAULT_REDACTED_HEADERS = (
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "proxy-authorization",
+    "x-api-key",
+    "x-auth-token",
+    "x-access-token",
+    "stripe-signature",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "webhook-signature",
+    "svix-signature",
+    "x-slack-signature",
+    "x-twilio-signature",
+    "x-shopify-hmac-sha256",
+    "x-signature",
+)
+ALWAYS_REDACTED_HEADERS = ("authorization", "cookie")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +63,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     are not allowed; default true), sql_sources (the sql node's data sources:
     every RAYHOOK_SQL_<NAME>=postgresql://... as the lower-cased name; `main` is
     the default).
+
+    Caps on what one webhook or workflow may take (docs/reliability.md, "Blast
+    radius"): script_sandbox [RAYHOOK_SCRIPT_SANDBOX] (`process`: scripts run in
+    sandbox processes that can be lost without the executor; `inline`: on threads
+    of the executor), script_sandboxes [RAYHOOK_SCRIPT_SANDBOXES] (scripts at once
+    per executor), script_workflow_slots [RAYHOOK_SCRIPT_WORKFLOW_SLOTS] (of those,
+    what one workflow may hold; 0: all but one), script_heap_bytes
+    [RAYHOOK_SCRIPT_HEAP_BYTES], script_buffer_bytes [RAYHOOK_SCRIPT_BUFFER_BYTES]
+    (ArrayBuffer memory, outside the heap), script_output_bytes
+    [RAYHOOK_SCRIPT_OUTPUT_BYTES], script_cpu_per_execution
+    [RAYHOOK_SCRIPT_CPU_PER_EXECUTION] (seconds of CPU all scripts of one execution
+    may use; 0: none), max_result_bytes [RAYHOOK_MAX_RESULT_BYTES] (a job result,
+    as JSON), max_reply_header_bytes / max_reply_body_bytes
+    [RAYHOOK_MAX_REPLY_HEADER_BYTES / RAYHOOK_MAX_REPLY_BODY_BYTES] (what a
+    workflow's templates put in a webhook reply), redact_headers
+    [RAYHOOK_REDACT_HEADERS] (comma-separated), metrics_token
+    [RAYHOOK_METRICS_TOKEN] (a bearer token that shows per-workflow series on
+    /metrics; the admin token does too).
 
     History and backpressure (SPEC §9): history_url [RAYHOOK_HISTORY_URL]
     (`sqlite:///PATH` or `postgresql://...`; default `history.db` in the data
@@ -78,6 +121,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     request_allow: tuple[str, ...] = ()
     request_deny_private: bool = True
     sql_sources: dict[str, str] = {}
+    script_sandbox: str = "process"
+    script_sandboxes: int = 4
+    script_workflow_slots: int = 0
+    script_heap_bytes: int = 128 * MIB
+    script_buffer_bytes: int = 128 * MIB
+    script_output_bytes: int = 1 * MIB
+    script_cpu_per_execution: float = 30.0
+    max_result_bytes: int = 1 * MIB
+    max_reply_header_bytes: int = 8 * 1024
+    max_reply_body_bytes: int = 1 * MIB
+    redact_headers: tuple[str, ...] = DEFAULT_REDACTED_HEADERS
+    metrics_token: str | None = None
+
+    @property
+    def script_share(self) -> int:
+        """Sandbox slots one workflow may hold at once in one executor."""
+        if self.script_workflow_slots > 0:
+            return min(self.script_workflow_slots, self.script_sandboxes)
+        return max(1, self.script_sandboxes - 1)
+
     history_url: str = ""
     history_max_age: float = 14 * 86400.0
     history_max_count: int = 0
@@ -126,6 +189,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 for k, v in e.items()
                 if k.startswith(SQL_PREFIX) and len(k) > len(SQL_PREFIX) and v
             },
+            script_sandbox=_choice(e, "RAYHOOK_SCRIPT_SANDBOX", SCRIPT_SANDBOXES),
+            script_sandboxes=max(1, int(e.get("RAYHOOK_SCRIPT_SANDBOXES") or d.script_sandboxes)),
+            script_workflow_slots=max(0, int(e.get("RAYHOOK_SCRIPT_WORKFLOW_SLOTS") or 0)),
+            script_heap_bytes=_bytes(e, "RAYHOOK_SCRIPT_HEAP_BYTES", d.script_heap_bytes),
+            script_buffer_bytes=_bytes(e, "RAYHOOK_SCRIPT_BUFFER_BYTES", d.script_buffer_bytes),
+            script_output_bytes=_bytes(e, "RAYHOOK_SCRIPT_OUTPUT_BYTES", d.script_output_bytes),
+            script_cpu_per_execution=_seconds(
+                e, "RAYHOOK_SCRIPT_CPU_PER_EXECUTION", d.script_cpu_per_execution
+            ),
+            max_result_bytes=_bytes(e, "RAYHOOK_MAX_RESULT_BYTES", d.max_result_bytes),
+            max_reply_header_bytes=_bytes(
+                e, "RAYHOOK_MAX_REPLY_HEADER_BYTES", d.max_reply_header_bytes
+            ),
+            max_reply_body_bytes=_bytes(e, "RAYHOOK_MAX_REPLY_BODY_BYTES", d.max_reply_body_bytes),
+            redact_headers=_header_names(e.get("RAYHOOK_REDACT_HEADERS")),
+            metrics_token=e.get("RAYHOOK_METRICS_TOKEN") or None,
             history_url=e.get("RAYHOOK_HISTORY_URL") or default_history_url(data_dir),
             history_max_age=parse_duration(e.get("RAYHOOK_HISTORY_MAX_AGE") or "14d"),
             history_max_count=max(0, int(e.get("RAYHOOK_HISTORY_MAX_COUNT") or 0)),
@@ -160,3 +239,41 @@ def _flag(value: str | None, *, default: bool) -> bool:
     if value is None or not value.strip():
         return default
     return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (environ.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: give one of {', '.join(choices)}")
+    return value
+
+
+def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A size in bytes (a whole number above 0)."""
+    text = (environ.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"{name}={text!r}: give a number of bytes above 0")
+    return int(text)
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = (environ.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _header_names(value: str | None) -> tuple[str, ...]:
+    """The redacted header names: the list given (or the default), always with
+    the SPEC's two."""
+    names = (
+        DEFAULT_REDACTED_HEADERS
+        if value is None or not value.strip()
+        else tuple(n.strip().lower() for n in value.split(",") if n.strip())
+    )
+    return tuple(dict.fromkeys((*ALWAYS_REDACTED_HEADERS, *names)))

@@ -5,6 +5,7 @@ Compiled once per workflow version; the ingress calls it per request."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,14 +127,20 @@ class CompiledTrigger:
         return own if 0 < own < server_limit else server_limit
 
     def build_context(
-        self, headers: Mapping[str, str], query: dict[str, Any], body: Any, raw: bytes = b""
+        self,
+        headers: Mapping[str, str],
+        query: dict[str, Any],
+        body: Any,
+        raw: bytes = b"",
+        also: AbstractSet[str] = frozenset(),
     ) -> dict[str, Any]:
-        """`$context` for one request: headers lower-cased with secrets (and the
-        signature) redacted, query and body plus one entry per configured item,
-        and `rawBody` when configured."""
+        """`$context` for one request: headers lower-cased with secrets redacted
+        (the SPEC's two, the workflow's signature headers and the operator's
+        list, `also`), query and body plus one entry per configured item, and
+        `rawBody` when configured."""
         redacted = self.redacted
         clean = {
-            name: (REDACTED if name in redacted else value)
+            name: (REDACTED if name in redacted or name in also else value)
             for name, value in ((n.lower(), v) for n, v in headers.items())
         }
         if self.query:
@@ -260,6 +267,19 @@ def security_problems(config: WebhookConfig) -> list[str]:
         if dedupe.window <= 0:
             problems.append("config.dedupe.window: must be a number of seconds above 0")
     return problems
+
+
+def security_warnings(config: WebhookConfig) -> list[str]:
+    """What is allowed but risky in a webhook's config (the admin API returns
+    these with `workflows:create/update`, and `rayhook apply` prints them)."""
+    warnings: list[str] = []
+    if config.dedupe is not None and not config.basicAuthentication and config.signature is None:
+        warnings.append(
+            "config.dedupe without basicAuthentication or signature: whoever knows or "
+            "guesses an event id can send it first, and the genuine delivery is then "
+            "answered as a repeat and never runs; add config.signature (or Basic auth)"
+        )
+    return warnings
 
 
 def env_placeholder(text: str) -> Single | None:

@@ -10,6 +10,12 @@ Two sources, one page:
   node job durations by type, actor restarts by Ray after a crash (the actors
   add these up in Redis, see actors/metrics.py). Every ingress pod reports the
   same cluster-wide values: aggregate them with max, not sum.
+
+Workflow keys are the secret part of an unauthenticated webhook's URL: the
+per-workflow series are shown only to a scrape with `Authorization: Bearer`
+RAYHOOK_METRICS_TOKEN (or the admin token). Any other scrape gets the same
+figures added up over the workflows, without a `key` label (and supervisors
+without their key); a wrong token gets 401.
 """
 
 from __future__ import annotations
@@ -29,12 +35,22 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from actors.metrics import BUCKETS
+from ingress.auth import BEARER_CHALLENGE, bearer_matches
 from ingress.services import Services
 from store.keys import INBOX_GROUP
+
+#: Labels that name a workflow, dropped from an unauthenticated scrape.
+KEY_LABEL = "key"
+SUPERVISOR = "WorkflowSupervisor"
 
 REQUESTS = Counter(
     "rayhook_webhook_requests", "Webhook requests by workflow key and status.", ["key", "status"]
@@ -78,17 +94,29 @@ class WebhookMetrics:
 class MetricsResource:
     def __init__(self, services: Services) -> None:
         self.services = services
+        settings = services.settings
+        self.tokens = [t for t in (settings.metrics_token, settings.admin_token) if t]
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        header = req.get_header("Authorization")
+        full = any(bearer_matches(header, token) for token in self.tokens)
+        if header is not None and not full:
+            raise falcon.HTTPUnauthorized(
+                description="send Authorization: Bearer <RAYHOOK_METRICS_TOKEN>, or no "
+                "Authorization for the figures without workflow keys",
+                challenges=[BEARER_CHALLENGE],
+            )
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             MultiProcessCollector(registry)
-        text = generate_latest(registry)
+        families = list(registry.collect())
         try:
-            text += generate_latest(_Static(await self._cluster()))
+            families += await self._cluster()
         except Exception:  # Redis away: this worker's figures still answer
             pass
-        resp.data = text
+        if not full:
+            families = [_without_keys(family) for family in families]
+        resp.data = generate_latest(_Static(families))
         resp.content_type = CONTENT_TYPE_LATEST
 
     async def _cluster(self) -> list[Any]:
@@ -195,6 +223,23 @@ class _Static:
 
     def collect(self) -> list[Any]:
         return self.families
+
+
+def _without_keys(family: Any) -> Any:
+    """`family` added up over workflow keys: samples that differ only by `key`
+    are summed (counts, bucket counts, sums and gauges all add up), and a
+    supervisor's restarts count as one `WorkflowSupervisor`."""
+    totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for sample in family.samples:
+        labels = {k: v for k, v in sample.labels.items() if k != KEY_LABEL}
+        if labels.get("actor", "").startswith(SUPERVISOR):
+            labels["actor"] = SUPERVISOR
+        index = (sample.name, tuple(sorted(labels.items())))
+        totals[index] = totals.get(index, 0.0) + sample.value
+    out = Metric(family.name, family.documentation, family.type)
+    for (name, pairs), total in totals.items():
+        out.add_sample(name, dict(pairs), total)
+    return out
 
 
 #: Counters the actors keep per workflow key: metrics hash → (metric, help).

@@ -47,6 +47,15 @@ def _data(schema: dict[str, Any], *, meta: bool = False) -> dict[str, Any]:
     }
 
 
+def _with_warnings(schema: dict[str, Any]) -> dict[str, Any]:
+    """An envelope that also carries `warnings`: what is allowed but risky."""
+    properties = {
+        **schema["properties"],
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    }
+    return {**schema, "properties": properties, "required": [*schema["required"], "warnings"]}
+
+
 def _ok(description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"description": description, "content": {_JSON: {"schema": schema}}, **extra}
 
@@ -274,7 +283,11 @@ def _workflow_paths() -> dict[str, Any]:
                 "The body may be YAML when the Content-Type says so.",
                 "requestBody": _body(_ref("WorkflowDefinition"), yaml=True),
                 "responses": {
-                    "200": _version_reply("The new version."),
+                    "200": _ok(
+                        "The new version, and `warnings` (e.g. dedupe without auth).",
+                        _with_warnings(_data(_ref("WorkflowVersion"))),
+                        links=_version_links(),
+                    ),
                     **_errors(400, 401, 413),
                 },
             }
@@ -326,7 +339,11 @@ def _workflow_paths() -> dict[str, Any]:
                 "parameters": [_VERSION_ID],
                 "requestBody": _body(_ref("VersionPatch"), yaml=True),
                 "responses": {
-                    "200": _version_reply("The updated version."),
+                    "200": _ok(
+                        "The updated version, and `warnings` (e.g. dedupe without auth).",
+                        _with_warnings(_data(_ref("WorkflowVersion"))),
+                        links=_version_links(),
+                    ),
                     **_errors(400, 401, 404, 413),
                 },
             }

@@ -23,6 +23,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from actors.router import Unavailable as ExecutorsUnavailable
+from engine.caps import Caps
 from engine.records import Reply, TriggerEvent
 from ingress.auth import BASIC_CHALLENGE, basic_allows
 from ingress.body import (
@@ -71,6 +72,8 @@ class WebhookResource:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self.caps = Caps.from_settings(services.settings)
+        self.redacted = frozenset(services.settings.redact_headers)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         route = await self._route(key)
@@ -119,13 +122,13 @@ class WebhookResource:
             refuse(req, redis_memory_high(self.settings.redis_high_watermark))
         cap = self.settings.max_backlog
         for _attempt in range(2):
-            event = _event(req, route, query, body, raw)
+            event = _event(req, route, query, body, raw, self.redacted)
             dedupe = self._dedupe(route, event)
             add = partial(self.services.inbox.add, event, dedupe, max_backlog=cap)
             try:
                 await _encodable(event, add)
             except Duplicate as repeat:  # answered like the first, nothing queued
-                reply = route.trigger.reply.render(event.context, self.settings.env)
+                reply = self._async_reply(route, event)
                 reply.executionId = repeat.execution_id
                 return reply
             except NotEnabled:
@@ -144,10 +147,15 @@ class WebhookResource:
                 refuse(req, backlog_full(full.backlog, cap))
             except (RedisError, OSError):
                 refuse(req, store_unavailable())
-            reply = route.trigger.reply.render(event.context, self.settings.env)
+            reply = self._async_reply(route, event)
             reply.executionId = event.id
             return reply
         raise workflow_changing()
+
+    def _async_reply(self, route: Route, event: TriggerEvent) -> Reply:
+        """The configured reply, within the reply caps (the event is stored)."""
+        reply = route.trigger.reply.render(event.context, self.settings.env)
+        return self.caps.fit_async_reply(reply, route.key)
 
     def _dedupe(self, route: Route, event: TriggerEvent) -> tuple[str, int] | None:
         """(digest of the delivery's id, window) when the workflow deduplicates."""
@@ -176,7 +184,7 @@ class WebhookResource:
     ) -> Reply:
         if self.services.memory.high:
             refuse(req, redis_memory_high(self.settings.redis_high_watermark))
-        event = _event(req, route, query, body, raw)
+        event = _event(req, route, query, body, raw, self.redacted)
         dedupe = self._dedupe(route, event)
         if dedupe is None:
             return await self._call(req, route, event)
@@ -257,12 +265,17 @@ def _authenticate(req: falcon.asgi.Request, route: Route, env: Mapping[str, str]
 
 
 def _event(
-    req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
+    req: falcon.asgi.Request,
+    route: Route,
+    query: dict[str, Any],
+    body: Any,
+    raw: bytes,
+    redacted: frozenset[str],
 ) -> TriggerEvent:
     return TriggerEvent.start(
         key=route.key,
         workflowId=route.version_id,
-        context=route.trigger.build_context(req.headers_lower, query, body, raw),
+        context=route.trigger.build_context(req.headers_lower, query, body, raw, redacted),
     )
 
 

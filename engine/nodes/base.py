@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
+from engine.caps import Caps
 from engine.effects import Effects
 from engine.records import Execution, Job, Reply
 from engine.templates import Placeholder, Renderer
@@ -91,6 +92,11 @@ class RunContext(Protocol):
 
     @property
     def execution_record(self) -> Execution: ...
+
+    @property
+    def caps(self) -> Caps:
+        """What a job result and a reply may hold (RAYHOOK_MAX_*_BYTES)."""
+        ...
 
     @property
     def loop_limit(self) -> int:

@@ -9,12 +9,22 @@ be a template giving a list), `subject`, `contentType` (`html` sends `html`,
 
 Result: `{messageId, accepted, rejected}` (the recipients the server took and
 refused). A failure gives `{message, code, responseCode?}` (codes as nodemailer's:
-EAUTH, ECONNECTION, ETIMEDOUT, EENVELOPE, EMESSAGE) with status FAILED, or
-RESOLVED with `ignoreFail`.
+EAUTH, ECONNECTION, ETIMEDOUT, EENVELOPE, EMESSAGE, ETLS; ERR_ADDRESS_BLOCKED as
+the request node's) with status FAILED, or RESOLVED with `ignoreFail`.
+
+The server is reached as the request node reaches a URL: its name is resolved
+once, every address is checked by the `OutboundPolicy` (RAYHOOK_REQUEST_ALLOW,
+RAYHOOK_REQUEST_DENY_PRIVATE; link-local and metadata addresses always refused)
+and the connection is made to a checked address, with TLS still checked against
+the name. The AUTH password is sent only over TLS (from the first byte, or after
+STARTTLS), unless the host is listed in RAYHOOK_REQUEST_ALLOW.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from typing import Any
@@ -31,7 +41,9 @@ from engine.nodes.base import (
     RunContext,
     WorkflowFacts,
 )
+from engine.nodes.request import AddressBlocked, GuardedBackend, HostNotFound, OutboundPolicy
 from engine.records import Job
+from engine.settings import Settings
 from engine.status import Status
 
 #: Connecting and each SMTP command (nodemailer's defaults are longer).
@@ -99,7 +111,7 @@ class Mailer(Instruction):
     async def run(self, node: CompiledNode, job: Job, run: RunContext) -> None:
         config = run.render(node)
         try:
-            job.result = await send_mail(config)
+            job.result = await send_mail(config, run.effects.settings)
         except MailFailed as failed:
             job.result = failed.result
             job.status = Status.RESOLVED if config.get("ignoreFail") else Status.FAILED
@@ -107,7 +119,7 @@ class Mailer(Instruction):
         job.status = Status.RESOLVED
 
 
-async def send_mail(config: dict[str, Any]) -> dict[str, Any]:
+async def send_mail(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Send the email a rendered config describes; the result, or `MailFailed`."""
     provider = config.get("provider") or {}
     auth = provider.get("auth") or {}
@@ -142,28 +154,83 @@ async def send_mail(config: dict[str, Any]) -> dict[str, Any]:
     except ValueError as exc:  # a line break in a header, for one
         raise MailFailed(str(exc), "EMESSAGE") from exc
     recipients = [address for _, address in (*to, *cc, *bcc)]
+    user = to_display_string(auth.get("user")) or None
+    password = to_display_string(auth.get("pass")) or None
+    policy = OutboundPolicy.from_settings(settings)
+    sock = await _connect(policy, host, port)
+    smtp = aiosmtplib.SMTP(
+        hostname=host,  # the TLS name; the socket is connected to a checked address
+        sock=sock,
+        use_tls=secure,
+        start_tls=False if secure else None,  # plain: STARTTLS when offered
+        timeout=SMTP_TIMEOUT_S,
+    )
     try:
-        refused, _ = await aiosmtplib.send(
-            message,
-            sender=sender[0][1],
-            recipients=recipients,
-            hostname=host,
-            port=port,
-            use_tls=secure,
-            start_tls=False if secure else None,
-            username=to_display_string(auth.get("user")) or None,
-            password=to_display_string(auth.get("pass")) or None,
-            timeout=SMTP_TIMEOUT_S,
-        )
+        await smtp.connect()
+        if user is not None:
+            if smtp.get_transport_info("sslcontext") is None and not _listed(policy, host, sock):
+                raise MailFailed(
+                    f"{host} offers no TLS: the password is not sent in clear; use secure: "
+                    "true or a server with STARTTLS, or list the host in RAYHOOK_REQUEST_ALLOW",
+                    "ETLS",
+                )
+            await smtp.login(user, password or "")
+        refused, _ = await smtp.send_message(message, sender=sender[0][1], recipients=recipients)
     except aiosmtplib.SMTPException as exc:
         raise _failure(exc) from exc
     except OSError as exc:
         raise MailFailed(str(exc) or type(exc).__name__, "ECONNECTION") from exc
+    finally:
+        if smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
+        sock.close()
     return {
         "messageId": str(message["Message-ID"]),  # a header object otherwise
         "accepted": [r for r in recipients if r not in refused],
         "rejected": [r for r in recipients if r in refused],
     }
+
+
+async def _connect(policy: OutboundPolicy, host: str, port: int) -> socket.socket:
+    """A socket connected to an address of `host` the policy allows (every
+    address the name resolves to is checked first, as for the request node)."""
+    backend = GuardedBackend(policy)
+    try:
+        addresses = await backend.resolve(host, port, SMTP_TIMEOUT_S)
+    except AddressBlocked as exc:
+        message = str(exc).replace("request to", "connection to", 1)
+        raise MailFailed(message, "ERR_ADDRESS_BLOCKED") from exc
+    except HostNotFound as exc:
+        raise MailFailed(str(exc), "ECONNECTION") from exc
+    except OSError as exc:
+        raise MailFailed(str(exc) or type(exc).__name__, "ECONNECTION") from exc
+    loop = asyncio.get_running_loop()
+    failure: BaseException | None = None
+    for address in addresses:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (address, port)), SMTP_TIMEOUT_S)
+            return sock
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            failure = exc
+    if isinstance(failure, TimeoutError):
+        raise MailFailed(f"connecting to {host}:{port} timed out", "ETIMEDOUT")
+    raise MailFailed(f"connecting to {host}:{port} failed: {failure}", "ECONNECTION")
+
+
+def _listed(policy: OutboundPolicy, host: str, sock: socket.socket) -> bool:
+    """Whether RAYHOOK_REQUEST_ALLOW names this host or the address it reached:
+    only then may a password go out without TLS."""
+    if policy.host_allowed(host):
+        return True
+    address = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
+    return any(address in network for network in policy.networks)
 
 
 def _addresses(value: Any) -> list[tuple[str, str]]:

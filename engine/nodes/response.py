@@ -1,5 +1,8 @@
 """`response`: build the sync webhook's HTTP reply and end the execution
-(RESOLVED). Only in sync webhook workflows; the first one reached wins."""
+(RESOLVED). Only in sync webhook workflows; the first one reached wins. A reply
+whose rendered headers or body exceed RAYHOOK_MAX_REPLY_HEADER_BYTES /
+RAYHOOK_MAX_REPLY_BODY_BYTES is an ERROR of this node (a reply clients refuse
+is no reply)."""
 
 from __future__ import annotations
 
@@ -68,6 +71,13 @@ class Response(Instruction):
             for h in rendered.get("headers") or []
         ]
         body = rendered.get("body", {})
+        problem = run.caps.reply_problem(headers, body)
+        if problem is not None:
+            job.status, job.result = (
+                Status.ERROR,
+                {"message": problem, "code": "ERR_REPLY_TOO_LARGE"},
+            )
+            return
         run.respond(Reply(status=status, headers=headers, body=body))
         job.status = Status.RESOLVED
         job.result = {"statusCode": status, "headers": dict(headers), "body": body}

@@ -7,27 +7,24 @@ ms, and with `continue` a failure still resolves, with the error as result.
 
 The sandbox is a bare V8 isolate (`mini-racer`): ECMAScript and `setTimeout`,
 no `require`, no file system, network or process, no access to rayhook. Every
-run gets a fresh isolate (nothing carries over between runs), capped at
-`MEMORY_LIMIT_BYTES` of heap and at `timeout` (0 or unset: `DEFAULT_TIMEOUT_MS`).
-It runs on one of `SCRIPT_THREADS` worker threads, never on the event loop, so a
-long script does not hold up other executions. `console.log/info/warn/error/
-debug` lines go to the job's `log`. The result must be JSON: `undefined`
-becomes null, and what `JSON.stringify` drops (functions) is dropped.
+run gets a fresh isolate (nothing carries over between runs). Where it runs and
+what bounds it is `engine.sandbox`'s: by default a sandbox process that can be
+lost without losing the executor, with caps on heap, array buffers, result size
+and the CPU time of the execution's scripts (RAYHOOK_SCRIPT_*), and a fair share
+of the sandboxes per workflow. The timeout is `timeout` (0 or unset:
+`DEFAULT_TIMEOUT_MS`). `console.log/info/warn/error/debug` lines go to the
+job's `log`. The result must be JSON: `undefined` becomes null, and what
+`JSON.stringify` drops (functions) is dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from py_mini_racer import JSEvalException, JSOOMException, JSPromiseError, MiniRacer
 
 from engine.definition import NameValue
 from engine.jsvalues import iso_datetime
@@ -40,18 +37,17 @@ from engine.nodes.base import (
     WorkflowFacts,
 )
 from engine.records import Job
+from engine.sandbox.inline import InlineSandbox
+from engine.sandbox.pool import SandboxPool
+from engine.sandbox.protocol import SandboxLimits, ScriptOutcome, ScriptRun
+from engine.sandbox.v8 import LOG_LIMIT_CHARS, cpu_error, syntax_error
 from engine.settings import Settings
 from engine.status import Status
 
+__all__ = ["DEFAULT_TIMEOUT_MS", "LOG_LIMIT_CHARS", "Script", "syntax_error"]
+
 #: Used when `timeout` is 0 or unset (NocoBase would let the script run forever).
 DEFAULT_TIMEOUT_MS = 10_000
-MEMORY_LIMIT_BYTES = 128 * 1024 * 1024
-#: Scripts that run at once in one process; more wait for a thread.
-SCRIPT_THREADS = 4
-#: Console output kept per run; later lines are dropped.
-LOG_LIMIT_CHARS = 64 * 1024
-#: How long the definition-time syntax check may take.
-CHECK_TIMEOUT_S = 5.0
 
 IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 RESERVED = frozenset(
@@ -107,65 +103,12 @@ RESERVED = frozenset(
     }
 )
 
-# Installed in every fresh isolate before the script: the console that writes
-# to the job log, and the runner that compiles the body as an async function
-# (compiling the text, rather than pasting it into a wrapper, keeps a body from
-# closing the wrapper early).
-PRELUDE = """
-(() => {
-  const lines = [];
-  let size = 0;
-  const show = (value) => {
-    if (typeof value === "string") return value;
-    try {
-      const text = JSON.stringify(value);
-      return text === undefined ? String(value) : text;
-    } catch (e) {
-      return String(value);
-    }
-  };
-  let full = false;
-  const writer = (level) => (...values) => {
-    if (full) return;
-    const line = `[${level}] ${values.map(show).join(" ")}`;
-    size += line.length + 1;
-    if (size > LOG_LIMIT) {
-      full = true;
-      lines.push("[rayhook] console output truncated");
-    } else {
-      lines.push(line);
-    }
-  };
-  globalThis.console = {
-    log: writer("log"), info: writer("info"), warn: writer("warn"),
-    error: writer("error"), debug: writer("debug"),
-  };
-  const AsyncFunction = (async function () {}).constructor;
-  globalThis.__rayhook = {
-    lines,
-    compile: (names, source) => new AsyncFunction(...names, source),
-    run: (names, source, values) =>
-      new AsyncFunction(...names, source)(...values).then(
-        (value) => JSON.stringify(value === undefined ? null : value) ?? "null"),
-  };
-})();
-""".replace("LOG_LIMIT", str(LOG_LIMIT_CHARS))
-
 
 class Config(NodeConfig):
     content: str = ""
     arguments: list[NameValue] = []
     timeout: int | str = 0
     continue_: bool = msgspec.field(name="continue", default=False)
-
-
-@dataclass(slots=True)
-class ScriptOutcome:
-    """What one run gave: `value` (JSON text of the result) or `error`."""
-
-    value: str | None = None
-    error: dict[str, Any] | None = None
-    log: list[str] = field(default_factory=list)
 
 
 class Script(Instruction):
@@ -202,17 +145,27 @@ class Script(Instruction):
         keep_going = bool(config.get("continue", False))
         arguments = config.get("arguments") or []
         names = [str(a.get("name")) for a in arguments]
-        values = [a.get("value") for a in arguments]
-        timeout_ms = _timeout_ms(config.get("timeout"))
-        threads = await run.effects.client("script", open_script_threads, close_script_threads)
-        outcome = await asyncio.get_running_loop().run_in_executor(
-            threads,
-            run_script,
-            node.config.content,
-            names,
-            values,
-            timeout_ms,
-        )
+        try:
+            values = msgspec.json.encode(
+                [a.get("value") for a in arguments], enc_hook=_enc_hook
+            ).decode()
+        except (TypeError, msgspec.EncodeError) as exc:
+            job.result = {"message": f"an argument is not a JSON value: {exc}"}
+            job.status = Status.RESOLVED if keep_going else Status.ERROR
+            return
+        sandbox = await run.effects.client("script", open_sandbox, close_sandbox)
+        execution = run.execution_record
+        if sandbox.budgets.exhausted(execution.id):
+            outcome = ScriptOutcome(error=cpu_error(sandbox.budgets.allowance_ms))
+        else:
+            script = ScriptRun(
+                content=node.config.content,
+                names=names,
+                arguments=values,
+                timeout_ms=_timeout_ms(config.get("timeout")),
+                cpu_ms=sandbox.budgets.left(execution.id),
+            )
+            outcome = await sandbox.run(execution.key, execution.id, script)
         job.log = "\n".join(outcome.log) or None
         if outcome.error is not None:
             job.result = outcome.error
@@ -223,99 +176,24 @@ class Script(Instruction):
         job.status = Status.RESOLVED
 
 
-async def open_script_threads(settings: Settings) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=SCRIPT_THREADS, thread_name_prefix="rayhook-script")
-
-
-async def close_script_threads(threads: ThreadPoolExecutor) -> None:
-    # Running scripts end by their own timeout; do not hold the loop for them.
-    threads.shutdown(wait=False, cancel_futures=True)
-
-
-def run_script(content: str, names: list[str], values: list[Any], timeout_ms: int) -> ScriptOutcome:
-    """Run a script body in a fresh isolate (blocking: call it on a worker thread)."""
-    try:
-        encoded = msgspec.json.encode(values, enc_hook=_enc_hook).decode()
-    except (TypeError, msgspec.EncodeError) as exc:
-        return ScriptOutcome(error={"message": f"an argument is not a JSON value: {exc}"})
-    call = (
-        f"__rayhook.run({json.dumps(names)}, {json.dumps(content)}, "
-        f"JSON.parse({json.dumps(encoded)}))"
+async def open_sandbox(settings: Settings) -> SandboxPool | InlineSandbox:
+    """Where this process runs scripts (RAYHOOK_SCRIPT_SANDBOX)."""
+    limits = SandboxLimits(
+        heap_bytes=settings.script_heap_bytes,
+        buffer_bytes=settings.script_buffer_bytes,
+        output_bytes=settings.script_output_bytes,
     )
-    return asyncio.run(_evaluate(call, timeout_ms))
+    kind = SandboxPool if settings.script_sandbox == "process" else InlineSandbox
+    return kind(
+        limits,
+        size=settings.script_sandboxes,
+        share=settings.script_share,
+        cpu_ms=int(settings.script_cpu_per_execution * 1000),
+    )
 
 
-async def _evaluate(call: str, timeout_ms: int) -> ScriptOutcome:
-    outcome = ScriptOutcome()
-    with MiniRacer() as isolate:
-        isolate.set_hard_memory_limit(MEMORY_LIMIT_BYTES)
-        isolate.eval(PRELUDE)
-        try:
-            value = await asyncio.wait_for(_settle(isolate, call), timeout_ms / 1000)
-            outcome.value = str(value)
-        except TimeoutError:
-            message = f"script timed out after {timeout_ms} ms"
-            outcome.error = {"message": message, "code": "ETIMEDOUT"}
-        except JSOOMException:
-            message = f"script exceeded the memory limit of {MEMORY_LIMIT_BYTES} bytes"
-            outcome.error = {"message": message, "code": "ERR_SCRIPT_MEMORY"}
-        except (JSEvalException, JSPromiseError) as exc:
-            outcome.error = _error(str(exc))
-        if not isolate.was_hard_memory_limit_reached():
-            try:
-                outcome.log = json.loads(str(isolate.eval("JSON.stringify(__rayhook.lines)")))
-            except Exception:  # the isolate may refuse work after a termination
-                outcome.log = []
-    return outcome
-
-
-async def _settle(isolate: Any, call: str) -> Any:
-    value = await isolate.eval_cancelable(call)
-    return await value  # a promise: the body is an async function
-
-
-def _error(text: str) -> dict[str, Any]:
-    """The job result for a thrown error: its message, and its stack if any."""
-    text = text.removeprefix("JavaScript rejected promise with reason: ").strip()
-    lines = text.splitlines()
-    message = next((ln for ln in lines if re.match(r"^\w*(Error|Exception)\b", ln)), None)
-    message = message or (lines[0] if lines else "script failed")
-    result: dict[str, Any] = {"message": message}
-    if len(lines) > 1:
-        result["stack"] = text
-    return result
-
-
-@functools.lru_cache(maxsize=256)
-def syntax_error(names: tuple[str, ...], content: str) -> str | None:
-    """Why the body does not compile as an async function, or None.
-
-    V8 compiles it (without running it) on a thread of its own, so that this
-    works inside or outside an event loop."""
-    return _checker().submit(_check_syntax, list(names), content).result(CHECK_TIMEOUT_S * 2)
-
-
-@functools.cache
-def _checker() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rayhook-script-check")
-
-
-def _check_syntax(names: list[str], content: str) -> str | None:
-    return asyncio.run(_compile(names, content))
-
-
-async def _compile(names: list[str], content: str) -> str | None:
-    with MiniRacer() as isolate:
-        isolate.set_hard_memory_limit(MEMORY_LIMIT_BYTES)
-        isolate.eval(PRELUDE)
-        call = f"__rayhook.compile({json.dumps(names)}, {json.dumps(content)}), null"
-        try:
-            await asyncio.wait_for(isolate.eval_cancelable(call), CHECK_TIMEOUT_S)
-        except TimeoutError:
-            return "the script took too long to compile"
-        except JSEvalException as exc:
-            return _error(str(exc))["message"]
-    return None
+async def close_sandbox(sandbox: SandboxPool | InlineSandbox) -> None:
+    await sandbox.aclose()
 
 
 def _timeout_ms(value: Any) -> int:

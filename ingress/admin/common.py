@@ -56,10 +56,19 @@ class AdminAuth:
             await resource.authorize(req)
 
 
-def reply(resp: falcon.asgi.Response, data: Any, *, status: int = 200, meta: Any = None) -> None:
+def reply(
+    resp: falcon.asgi.Response,
+    data: Any,
+    *,
+    status: int = 200,
+    meta: Any = None,
+    warnings: list[str] | None = None,
+) -> None:
     envelope: dict[str, Any] = {"data": data}
     if meta is not None:
         envelope["meta"] = meta
+    if warnings is not None:
+        envelope["warnings"] = warnings
     resp.status = status
     resp.data = _encode(envelope)
     resp.content_type = falcon.MEDIA_JSON

@@ -18,7 +18,7 @@ from engine.definition import (
     WorkflowVersion,
 )
 from engine.records import TriggerEvent
-from engine.trigger import over_server_limit
+from engine.trigger import over_server_limit, security_warnings
 from ingress.admin.common import (
     AdminResource,
     convert,
@@ -80,7 +80,8 @@ class Create(_Workflows):
         except DefinitionError as exc:
             raise HTTPErrors(400, exc.messages) from None
         await self.after_change(version.key, version.enabled)
-        reply(resp, view(version, self.base_url(req)))
+        warnings = security_warnings(version.config)
+        reply(resp, view(version, self.base_url(req)), warnings=warnings)
 
     async def check_same_mode(self, definition: WorkflowDefinition) -> WebhookConfig | None:
         """Refuse a new version that changes sync/async; the config of the key's
@@ -140,7 +141,8 @@ class Update(_Workflows):
             messages = exc.messages if isinstance(exc, DefinitionError) else [str(exc)]
             raise HTTPErrors(400, messages) from None
         await self.after_change(version.key, version.enabled)
-        reply(resp, view(version, self.base_url(req)))
+        warnings = security_warnings(version.config)
+        reply(resp, view(version, self.base_url(req)), warnings=warnings)
 
 
 class Revision(_Workflows):

@@ -374,6 +374,14 @@ def settings_reads() -> tuple[frozenset[str], frozenset[str]]:
         and call.args
         and isinstance(call.args[0], ast.Constant)
     }
+    # Names handed to a parsing helper (`_bytes(e, "RAYHOOK_...", default)`).
+    names |= {
+        node.value
+        for node in ast.walk(from_env)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"RAYHOOK_[A-Z0-9_]+", node.value)
+    }
     return frozenset(names), frozenset(prefixes)
 
 

@@ -92,6 +92,18 @@ def test_dashboard_parses_and_reads_exposed_metrics() -> None:
             assert name in exposed(), f"the dashboard reads {name}, which /metrics lacks"
 
 
+def test_the_scrape_job_sends_the_metrics_token_and_keeps_the_ingress_pods() -> None:
+    """Per-workflow series need the token (ingress/metrics.py); the job name is
+    the one the RayhookNotReady alert reads."""
+    (job,) = yaml.safe_load((MONITORING / "prometheus-scrape.yaml").read_text())
+    assert job["job_name"] == "rayhook"
+    assert job["authorization"]["type"] == "Bearer"
+    assert job["authorization"]["credentials_file"].endswith("RAYHOOK_METRICS_TOKEN")
+    rules = yaml.safe_load((MONITORING / "prometheus-rules.yaml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    assert any('job="rayhook"' in e for e in exprs)
+
+
 @pytest.mark.parametrize("where", ["alerts", "dashboard"])
 def test_every_query_is_valid_promql(where: str) -> None:
     exprs = [a["expr"] for a in alerts()] if where == "alerts" else dashboard_exprs()

@@ -14,7 +14,7 @@ from tests.e2e.workflows import async_echo, seed_example
 
 
 def scrape(server: Server) -> dict[str, list[tuple[dict[str, str], float]]]:
-    reply = server.http.get("/metrics")
+    reply = server.admin.get("/metrics")  # with the token: series by workflow key
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/plain")
     out: dict[str, list[tuple[dict[str, str], float]]] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from engine.settings import Settings
 from engine.status import Status
-from tests.engine.node_runs import compile_nodes, definition_error, run_node
+from tests.engine.node_runs import NodeRun, compile_nodes, definition_error, run_node
 
 
 @dataclass
@@ -39,7 +41,13 @@ class Mailbox:
         return "250 Message accepted"
 
 
+#: Logins the server was sent.
+attempts: list[bytes] = []
+
+
 def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    if isinstance(data, LoginPassword):
+        attempts.append(data.login)
     ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"robot", b"s3cret")
     return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself
 
@@ -68,6 +76,15 @@ def mailbox(smtp: tuple[Mailbox, int]) -> Mailbox:
     return smtp[0]
 
 
+#: The test server is on loopback, which the outbound policy refuses unless listed.
+LOOPBACK_ALLOWED = Settings(request_allow=("127.0.0.1",))
+
+
+async def mail(config: dict[str, Any], **kwargs: Any) -> NodeRun:
+    kwargs.setdefault("settings", LOOPBACK_ALLOWED)
+    return await run_node("mailer", config, **kwargs)
+
+
 def config(port: int, **fields: Any) -> dict[str, Any]:
     return {
         "provider": {"host": "127.0.0.1", "port": port, "secure": False},
@@ -84,8 +101,7 @@ async def test_an_html_mail_is_sent_and_the_result_names_the_recipients(
     smtp: tuple[Mailbox, int], mailbox: Mailbox
 ) -> None:
     port = smtp[1]
-    run = await run_node(
-        "mailer",
+    run = await mail(
         config(
             port,
             to=["{{$context.to}}", "Bo <bo@example.com>"],
@@ -121,8 +137,7 @@ async def test_an_html_mail_is_sent_and_the_result_names_the_recipients(
 
 
 async def test_a_text_mail_sends_the_text(smtp: tuple[Mailbox, int], mailbox: Mailbox) -> None:
-    run = await run_node(
-        "mailer",
+    run = await mail(
         config(smtp[1], contentType="text", text="plain {{$context.x}}", html="<p>no</p>"),
         context={"x": 1},
     )
@@ -135,8 +150,7 @@ async def test_a_text_mail_sends_the_text(smtp: tuple[Mailbox, int], mailbox: Ma
 async def test_recipient_lists_from_templates_are_flattened_and_split(
     smtp: tuple[Mailbox, int], mailbox: Mailbox
 ) -> None:
-    run = await run_node(
-        "mailer",
+    run = await mail(
         config(smtp[1], to="{{$context.emails}}", cc=["x@example.com, y@example.com"]),
         context={"emails": ["a@example.com", ["b@example.com"]]},
     )
@@ -158,7 +172,7 @@ async def test_auth_with_the_right_password_sends(
         "secure": False,
         "auth": {"user": "robot", "pass": "{{$env.SMTP_PASS}}"},
     }
-    run = await run_node("mailer", config(smtp[1], provider=provider), env={"SMTP_PASS": "s3cret"})
+    run = await mail(config(smtp[1], provider=provider), env={"SMTP_PASS": "s3cret"})
     assert run.job.status == Status.RESOLVED, run.job.result
     assert len(mailbox.mails) == 1
 
@@ -172,7 +186,7 @@ async def test_a_wrong_password_fails_with_eauth(
         "secure": False,
         "auth": {"user": "robot", "pass": "wrong"},
     }
-    run = await run_node("mailer", config(smtp[1], provider=provider))
+    run = await mail(config(smtp[1], provider=provider))
     assert run.status == Status.FAILED
     assert run.job.status == Status.FAILED
     assert run.job.result["code"] == "EAUTH"
@@ -183,21 +197,21 @@ async def test_a_wrong_password_fails_with_eauth(
 async def test_a_refused_recipient_is_reported_as_rejected(
     smtp: tuple[Mailbox, int], mailbox: Mailbox
 ) -> None:
-    run = await run_node("mailer", config(smtp[1], to=["ann@example.com", "nobody@example.com"]))
+    run = await mail(config(smtp[1], to=["ann@example.com", "nobody@example.com"]))
     assert run.job.status == Status.RESOLVED, run.job.result
     assert run.job.result["accepted"] == ["ann@example.com"]
     assert run.job.result["rejected"] == ["nobody@example.com"]
 
 
 async def test_all_recipients_refused_fails(smtp: tuple[Mailbox, int], mailbox: Mailbox) -> None:
-    run = await run_node("mailer", config(smtp[1], to=["nobody@example.com"]))
+    run = await mail(config(smtp[1], to=["nobody@example.com"]))
     assert run.job.status == Status.FAILED
     assert run.job.result["code"] == "EENVELOPE"
     assert run.job.result["responseCode"] == 550
 
 
 async def test_ignore_fail_resolves_with_the_failure(smtp: tuple[Mailbox, int]) -> None:
-    run = await run_node("mailer", config(smtp[1], to=["nobody@example.com"], ignoreFail=True))
+    run = await mail(config(smtp[1], to=["nobody@example.com"], ignoreFail=True))
     assert run.status == Status.RESOLVED
     assert run.job.status == Status.RESOLVED
     assert run.job.result["code"] == "EENVELOPE"
@@ -207,14 +221,14 @@ async def test_a_server_that_is_not_there_fails_with_econnection() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    run = await run_node("mailer", config(port))
+    run = await mail(config(port))
     assert run.job.status == Status.FAILED
     assert run.job.result["code"] == "ECONNECTION"
 
 
 async def test_secure_against_a_plain_server_fails(smtp: tuple[Mailbox, int]) -> None:
     provider = {"host": "127.0.0.1", "port": smtp[1], "secure": True}
-    run = await run_node("mailer", config(smtp[1], provider=provider))
+    run = await mail(config(smtp[1], provider=provider))
     assert run.job.status == Status.FAILED
     assert run.job.result["code"] in {"ECONNECTION", "ETIMEDOUT"}
 
@@ -222,8 +236,8 @@ async def test_secure_against_a_plain_server_fails(smtp: tuple[Mailbox, int]) ->
 async def test_a_line_break_in_a_header_fails_the_job(
     smtp: tuple[Mailbox, int], mailbox: Mailbox
 ) -> None:
-    run = await run_node(
-        "mailer", config(smtp[1], subject="{{$context.s}}"), context={"s": "Hi\r\nBcc: evil@x.io"}
+    run = await mail(
+        config(smtp[1], subject="{{$context.s}}"), context={"s": "Hi\r\nBcc: evil@x.io"}
     )
     assert run.job.status == Status.FAILED
     assert run.job.result["code"] == "EMESSAGE"
@@ -231,9 +245,73 @@ async def test_a_line_break_in_a_header_fails_the_job(
 
 
 async def test_templated_recipients_that_render_empty_fail(smtp: tuple[Mailbox, int]) -> None:
-    run = await run_node("mailer", config(smtp[1], to=["{{$context.none}}"]))
+    run = await mail(config(smtp[1], to=["{{$context.none}}"]))
     assert run.job.status == Status.FAILED
     assert run.job.result == {"message": "no recipients", "code": "EENVELOPE"}
+
+
+# -- the outbound policy (issue 10, finding 4) -------------------------------------
+
+
+async def test_an_smtp_host_from_the_body_cannot_reach_the_metadata_address() -> None:
+    """The issue's attack: host and port templated from the request body made
+    the mailer connect to 169.254.169.254:80 and send the SMTP password there."""
+    provider = {
+        "host": "{{$context.host}}",
+        "port": "{{$context.port}}",
+        "secure": False,
+        "auth": {"user": "robot", "pass": "{{$env.SMTP_PASS}}"},
+    }
+    for settings in (Settings(), Settings(request_deny_private=False)):
+        started = time.monotonic()
+        run = await mail(
+            config(80, provider=provider),
+            context={"host": "169.254.169.254", "port": 80},
+            env={"SMTP_PASS": "s3cret"},
+            settings=settings,
+        )
+        assert time.monotonic() - started < 2  # refused before any connection
+        assert run.job.status == Status.FAILED
+        assert run.job.result["code"] == "ERR_ADDRESS_BLOCKED"
+        assert "169.254.169.254" in run.job.result["message"]
+        assert "RAYHOOK_REQUEST_ALLOW" in run.job.result["message"]
+
+
+async def test_a_private_smtp_host_needs_to_be_listed(
+    smtp: tuple[Mailbox, int], mailbox: Mailbox
+) -> None:
+    run = await mail(config(smtp[1]), settings=Settings())
+    assert run.job.status == Status.FAILED
+    assert run.job.result["code"] == "ERR_ADDRESS_BLOCKED"
+    assert mailbox.mails == []
+    allowed = await mail(config(smtp[1]), settings=LOOPBACK_ALLOWED)
+    assert allowed.job.status == Status.RESOLVED, allowed.job.result
+
+
+async def test_the_password_is_not_sent_in_clear_to_a_host_that_is_not_listed(
+    smtp: tuple[Mailbox, int], mailbox: Mailbox
+) -> None:
+    """Loopback reachable (private addresses allowed) but not listed: the server
+    offers no STARTTLS, so the password never leaves."""
+    attempts.clear()
+    provider = {
+        "host": "127.0.0.1",
+        "port": smtp[1],
+        "secure": False,
+        "auth": {"user": "robot", "pass": "s3cret"},
+    }
+    run = await mail(
+        config(smtp[1], provider=provider), settings=Settings(request_deny_private=False)
+    )
+    assert run.job.status == Status.FAILED
+    assert run.job.result["code"] == "ETLS"
+    assert "RAYHOOK_REQUEST_ALLOW" in run.job.result["message"]
+    assert attempts == []  # no AUTH reached the server
+    assert mailbox.mails == []
+    # Listed: the operator vouches for the host, the password goes.
+    listed = await mail(config(smtp[1], provider=provider), settings=LOOPBACK_ALLOWED)
+    assert listed.job.status == Status.RESOLVED, listed.job.result
+    assert attempts == [b"robot"]
 
 
 # -- definition-time checks --------------------------------------------------------

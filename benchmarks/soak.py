@@ -1,0 +1,106 @@
+"""Scenario 7 (issue 9): the async payment workflow at full closed-loop speed
+for many minutes, on a fresh stack, with Redis's `used_memory` sampled every
+10 s. Redis keeps hot state only (final executions move to SQL), so after the
+first minute its memory must stay flat however long the run."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+from benchmarks.history import history_rows, stored_count, wait_for_history_queue
+from benchmarks.report import MB, Row, describe, growth_mb_per_minute, progress, value_at
+from benchmarks.stack import ASYNC_WORKFLOW, Bench, Stack, with_loss_check
+from deploy.bench.result import Result
+
+KEY = "bench-soak"
+SAMPLE_SECONDS = 10.0
+
+
+class RedisMemorySampler:
+    """`used_memory` (INFO memory) every `interval` seconds in a thread of its
+    own, from `start` to `stop` (and once at `stop`): `samples` holds
+    (seconds since start, bytes)."""
+
+    def __init__(self, client: redis.Redis, interval: float = SAMPLE_SECONDS) -> None:
+        self.client, self.interval = client, interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="redis-memory", daemon=True)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def used_memory(self) -> float:
+        return float(self.client.info("memory")["used_memory"])
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.monotonic() - self._started, self.used_memory()))
+            if self._stop.wait(self.interval):
+                # The last sample is the end of the load, wherever it falls.
+                self.samples.append((time.monotonic() - self._started, self.used_memory()))
+                return
+
+
+def soak(bench: Bench, baseline: float | None, minutes: float) -> list[Row]:
+    scenario = f"7 soak: async 3-node, closed loop, {minutes:g} min"
+    with Stack() as stack:
+        stack.apply(ASYNC_WORKFLOW, key=KEY)
+        client = stack.redis()
+        sampler = RedisMemorySampler(client)
+
+        def load() -> Result:
+            sampler.start()
+            try:
+                return bench.closed(stack.url(KEY), duration=minutes * 60)
+            finally:
+                sampler.stop()
+
+        progress(f"{scenario}: Redis used_memory every {SAMPLE_SECONDS:.0f} s")
+        result = with_loss_check(stack, [KEY], load)
+        wait_for_history_queue(stack)
+        stored = stored_count(stack.history_url, KEY)
+        settled = sampler.used_memory()
+        client.close()
+    return [
+        *describe(scenario, result, baseline),
+        *history_rows(scenario, result, stored),
+        *memory_rows(scenario, sampler.samples, settled),
+    ]
+
+
+def memory_rows(scenario: str, samples: list[tuple[float, float]], settled: float) -> list[Row]:
+    """Redis's memory during the run: at 1 min, at the end, the most, its slope
+    after the first minute; and once the history queue was empty."""
+    at_minute = value_at(samples, 60.0)
+    end = samples[-1][1] if samples else None
+    most = max((size for _, size in samples), default=None)
+    slope = growth_mb_per_minute(samples)
+    late = sum(1 for seconds, _ in samples if seconds >= 60.0)
+
+    def mb(size: float | None) -> str:
+        return "n/a" if size is None else f"{size / MB:,.1f}"
+
+    return [
+        (
+            scenario,
+            "Redis used_memory at 1 min / at the end / max",
+            f"{mb(at_minute)} / {mb(end)} / {mb(most)} MB ({len(samples)} samples)",
+        ),
+        (
+            scenario,
+            "Redis used_memory slope after the first minute",
+            "n/a (fewer than two samples after the first minute)"
+            if slope is None
+            else f"{slope:+,.2f} MB/min (least squares over {late} samples)",
+        ),
+        (scenario, "Redis used_memory once the history queue was empty", f"{mb(settled)} MB"),
+    ]

@@ -121,12 +121,17 @@ class Router:
             raise Unavailable(str(exc)) from exc
 
     async def cancel(self, execution_id: str) -> bool:
-        """Ask the executor that owns the execution to abort it."""
-        actor = self._executor_for(execution_id)
+        """Ask every executor to abort the execution: an async one runs on
+        whichever executor read its inbox entry. True if one was running it."""
+        if not self._executors:
+            self.connect()
         try:
-            return bool(await actor.cancel.remote(execution_id))
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            found: list[bool] = await asyncio.gather(
+                *(e.cancel.remote(execution_id) for e in self._executors)
+            )
+        except _RAY_UNAVAILABLE as exc:
             raise Unavailable(str(exc)) from exc
+        return any(found)
 
     def _executor_for(self, execution_id: str) -> ActorHandle:
         if not self._executors:

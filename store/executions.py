@@ -85,7 +85,7 @@ class ExecutionLog:
         jobs: Sequence[Job] = (),
         count_run: bool = False,
         timers: Sequence[Timer] = (),
-        resume_caller: tuple[str, bytes] | None = None,
+        queue: Sequence[tuple[str, bytes]] = (),
         keep: bool = True,
     ) -> None:
         """Store the execution's current state, with `jobs` not yet written.
@@ -94,18 +94,19 @@ class ExecutionLog:
         `keep=False`, is forgotten: `options.keep`, `deleteExecutionOnStatus`).
         With `entry`, also XACK+XDEL that inbox entry in the same atomic step (the
         execution is final, or durably waiting); with `count_run`, count a run of
-        its version; `timers` are its waiting delay jobs; `resume_caller` is
-        (caller's workflow key, event) for a subflow's end. A final status already
+        its version; `timers` are its waiting delay jobs; `queue` holds the
+        events it puts in other inboxes, as (workflow key, event): a subflow's
+        end for its caller, the starts of its async subflows. A final status already
         stored is kept: the call then only acks."""
         await self.batcher.submit_script(
             EXECUTION_SAVE,
-            *self._save_args(execution, entry, jobs, count_run, timers, resume_caller, keep),
+            *self._save_args(execution, entry, jobs, count_run, timers, queue, keep),
         )
 
     def show(self, execution: Execution) -> None:
         """Store a running execution's state without waiting (a progress mark)."""
         self.batcher.fire_script(
-            EXECUTION_SAVE, *self._save_args(execution, None, (), False, (), None, True)
+            EXECUTION_SAVE, *self._save_args(execution, None, (), False, (), (), True)
         )
 
     def _save_args(
@@ -115,7 +116,7 @@ class ExecutionLog:
         jobs: Sequence[Job],
         count_run: bool,
         timers: Sequence[Timer],
-        resume_caller: tuple[str, bytes] | None,
+        queue: Sequence[tuple[str, bytes]],
         keep: bool,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys
@@ -130,7 +131,7 @@ class ExecutionLog:
             k.executed(execution.workflowId),
             k.timers(execution.key),
             k.timer_events(execution.key),
-            k.inbox(resume_caller[0] if resume_caller else execution.key),
+            k.inbox(execution.key),  # unused: the queued events name their inboxes
             k.history,
             k.moving,
             k.timers_due,
@@ -151,9 +152,10 @@ class ExecutionLog:
         ]
         for timer in timers:
             args += [int(timer.fire_at), timer.member, timer.event]
-        args.append(resume_caller[1] if resume_caller else "")
-        args.append(resume_caller[0] if resume_caller else "")
         args.append(execution.key)
+        args.append(len(queue))
+        for key, event in queue:
+            args += [k.inbox(key), key, event]
         for job in jobs:
             args.append(job.id)
             args.append(encode(job))

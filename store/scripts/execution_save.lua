@@ -3,8 +3,10 @@
 -- final status and its XACK can never be seen apart (exactly-once effect). A final
 -- status is never overwritten: a duplicate run (a redelivered entry) only acks.
 -- One call per execution carries its job records, its run count, the timers of
--- its waiting delay nodes and the event that resumes its caller (a subflow), so
--- none of these can be lost between two writes.
+-- its waiting delay nodes and the events it queues (the resume of its caller
+-- when it was a subflow, the starts of its async subflows), so none of these can
+-- be lost between two writes, and a child never starts before its caller's wait
+-- is recorded.
 -- Modes: 'hot' keeps a running or waiting execution under its own keys; 'final'
 -- queues it, with all its jobs, on the history stream for the history writer
 -- (its hot keys go; it stays in the status hash and indexes, and `moving` maps
@@ -12,8 +14,7 @@
 -- forgets it (an execution the workflow does not keep).
 -- KEYS[1] execution JSON key, KEYS[2] jobs hash, KEYS[3] status hash,
 -- KEYS[4] inbox stream (or any key when ARGV[7] is empty), KEYS[5] the version's
--- run counter, KEYS[6] timers zset, KEYS[7] timer payloads hash, KEYS[8] the
--- caller's inbox stream (any key when there is no caller to resume),
+-- run counter, KEYS[6] timers zset, KEYS[7] timer payloads hash, KEYS[8] unused,
 -- KEYS[9] history stream, KEYS[10] moving hash, KEYS[11] timers-due index,
 -- KEYS[12] draining set
 -- ARGV[1] execution id, ARGV[2] mode, ARGV[3] execution JSON, ARGV[4] new status
@@ -21,13 +22,14 @@
 -- executions, ARGV[7] inbox entry id or '', ARGV[8] consumer group,
 -- ARGV[9] index prefix of the workflow key, ARGV[10] '1' to count a run of the
 -- version, ARGV[11] T timers, then T × (fire-at ms, member, payload), then the
--- caller's resume payload or '', the caller's workflow key (or ''), the
--- execution's workflow key, then job id, job JSON pairs. Index names follow
+-- execution's workflow key, Q events to queue, then Q × (inbox stream, workflow
+-- key, payload), then job id, job JSON pairs. Index names follow
 -- store/keys.py: <prefix> and <prefix>:s:<status>.
 local id, mode = ARGV[1], ARGV[2]
 local timers = tonumber(ARGV[11])
-local notify_at = 12 + 3 * timers
-local jobs_at = notify_at + 3
+local key_at = 12 + 3 * timers
+local queued = tonumber(ARGV[key_at + 1])
+local jobs_at = key_at + 2 + 3 * queued
 local function ack()
   if ARGV[7] ~= '' then
     redis.call('XACK', KEYS[4], ARGV[8], ARGV[7])
@@ -84,11 +86,12 @@ for i = 0, timers - 1 do
   redis.call('ZADD', KEYS[6], ARGV[at], ARGV[at + 1])
   redis.call('HSET', KEYS[7], ARGV[at + 1], ARGV[at + 2])
   -- the workflow's earliest timer, in the index the executors watch
-  redis.call('ZADD', KEYS[11], 'LT', ARGV[at], ARGV[notify_at + 2])
+  redis.call('ZADD', KEYS[11], 'LT', ARGV[at], ARGV[key_at])
 end
-if ARGV[notify_at] ~= '' then
-  redis.call('XADD', KEYS[8], '*', 'e', ARGV[notify_at])
-  redis.call('SADD', KEYS[12], ARGV[notify_at + 1])
+for i = 0, queued - 1 do
+  local at = key_at + 2 + 3 * i
+  redis.call('XADD', ARGV[at], '*', 'e', ARGV[at + 2])
+  redis.call('SADD', KEYS[12], ARGV[at + 1])
 end
 if ARGV[10] == '1' then
   redis.call('INCR', KEYS[5])

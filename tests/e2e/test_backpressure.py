@@ -97,6 +97,7 @@ def test_redis_above_its_high_watermark_refuses_webhooks_until_it_has_room(
         async_key = server.create(async_echo())["key"]
         sync_key = server.create(seed_example())["key"]
         (execution_id,) = [server.hook(async_key, {"amount": 1}).headers["x-rayhook-execution"]]
+        assert server.wait_final(execution_id)["status"] == 1
         client = redis.Redis.from_url(private.url)
         try:
             # ballast above half of 64 MB, in 1 MB values (one 40 MB value would be

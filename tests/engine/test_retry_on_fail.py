@@ -356,7 +356,7 @@ async def test_a_mail_refused_twice_is_sent_on_the_third_try(
     smtp: tuple[BusyMailbox, int],
 ) -> None:
     mailbox, port = smtp
-    run = await run_nodes([mail(port, {"maxTries": 3, "wait": 0})])
+    run = await run_nodes([mail(port, {"maxTries": 3, "wait": 0})], settings=SETTINGS)
     assert run.job.status == Status.RESOLVED
     assert run.job.result["accepted"] == ["ann@example.com"]
     assert mailbox.tries == 3 and mailbox.accepted == ["ann@example.com"]
@@ -369,7 +369,7 @@ async def test_a_mail_refused_every_time_fails_after_max_tries(
     smtp: tuple[BusyMailbox, int],
 ) -> None:
     mailbox, port = smtp
-    run = await run_nodes([mail(port, {"maxTries": 2, "wait": 0})])
+    run = await run_nodes([mail(port, {"maxTries": 2, "wait": 0})], settings=SETTINGS)
     assert run.job.status == Status.FAILED
     assert mailbox.tries == 2 and mailbox.accepted == []
     assert run.job.meta["tries"] == 2

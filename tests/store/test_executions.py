@@ -242,7 +242,7 @@ async def test_a_final_status_is_never_overwritten(
     # a duplicate run (redelivered entry) ends differently: the script refuses ...
     entry_id = await pending_entry(client, keys, inbox)
     duplicate = finish(e, Status.FAILED, output="second")
-    script_keys, script_args = log._save_args(duplicate, None, (), False, (), None, True)
+    script_keys, script_args = log._save_args(duplicate, None, (), False, (), (), True)
     assert await EXECUTION_SAVE(client, script_keys, script_args) == 0
 
     # ... and through the log it only acknowledges the duplicate's entry

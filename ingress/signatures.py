@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from standardwebhooks import Webhook
@@ -20,7 +21,19 @@ from engine.trigger import Signature
 
 log = logging.getLogger("rayhook.signatures")
 
-Verifier = Callable[[Signature, list[str], Mapping[str, str], bytes, float, str], bool]
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a scheme checks: the lower-cased `headers`, the raw `body`, the
+    clock (`now`) and the public `url` the provider called."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    now: float
+    url: str
+
+
+Verifier = Callable[[Signature, list[str], Call], bool]
 
 
 def verify(
@@ -42,22 +55,17 @@ def verify(
         return False
     check = _SCHEMES[signature.scheme]
     try:
-        return check(signature, secrets, headers, body, time.time() if now is None else now, url)
+        return check(
+            signature, secrets, Call(headers, body, time.time() if now is None else now, url)
+        )
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         log.info("signature rejected: malformed header (%s)", type(exc).__name__)
         return False
 
 
-def _stripe(
-    sig: Signature,
-    secrets: list[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float,
-    url: str,
-) -> bool:
+def _stripe(sig: Signature, secrets: list[str], call: Call) -> bool:
     """`Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]`: HMAC-SHA256 of `t.body`."""
-    header = headers.get(sig.header, "")
+    header = call.headers.get(sig.header, "")
     timestamp, candidates = "", []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
@@ -68,48 +76,35 @@ def _stripe(
     if not timestamp or not candidates:
         log.info("signature rejected: stripe header incomplete")
         return False
-    if abs(now - int(timestamp)) > sig.tolerance:
+    if abs(call.now - int(timestamp)) > sig.tolerance:
         log.info("signature rejected: stripe timestamp outside the tolerance")
         return False
-    signed = timestamp.encode() + b"." + body
+    signed = timestamp.encode() + b"." + call.body
     return _any_match(secrets, signed, candidates, "hex")
 
 
-def _github(
-    sig: Signature,
-    secrets: list[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float,
-    url: str,
-) -> bool:
+def _github(sig: Signature, secrets: list[str], call: Call) -> bool:
     """`X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`."""
-    header = headers.get(sig.header, "")
+    header = call.headers.get(sig.header, "")
     if not header.startswith("sha256="):
         log.info("signature rejected: github header missing")
         return False
-    return _any_match(secrets, body, [header[len("sha256=") :]], "hex")
+    return _any_match(secrets, call.body, [header[len("sha256=") :]], "hex")
 
 
-def _standard_webhooks(
-    sig: Signature,
-    secrets: list[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float,
-    url: str,
-) -> bool:
+def _standard_webhooks(sig: Signature, secrets: list[str], call: Call) -> bool:
     """`webhook-id`/`webhook-timestamp`/`webhook-signature` with `whsec_` secrets
     (the `standardwebhooks` library; its tolerance is five minutes). Svix, and
     the providers built on it, name them `svix-*`: each `svix-` header is taken
     before its `webhook-` twin, as the svix library does."""
     names = ("id", "timestamp", "signature")
     signed = {
-        f"webhook-{n}": headers.get(f"svix-{n}") or headers.get(f"webhook-{n}", "") for n in names
+        f"webhook-{n}": call.headers.get(f"svix-{n}") or call.headers.get(f"webhook-{n}", "")
+        for n in names
     }
     for secret in secrets:
         try:
-            Webhook(secret).verify(body, signed, json_parse=False)
+            Webhook(secret).verify(call.body, signed, json_parse=False)
             return True
         except Exception:  # the library raises several types; all mean "no"
             continue
@@ -117,73 +112,54 @@ def _standard_webhooks(
     return False
 
 
-def _hmac_sha256(
-    sig: Signature,
-    secrets: list[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float,
-    url: str,
-) -> bool:
+def _hmac_sha256(sig: Signature, secrets: list[str], call: Call) -> bool:
     """A digest of the body in a header of your choice, hex or base64, after an
     optional prefix (`sha256=`)."""
-    header = headers.get(sig.header, "").strip()
+    header = call.headers.get(sig.header, "").strip()
     if not header.startswith(sig.prefix) or len(header) == len(sig.prefix):
         log.info("signature rejected: %s header missing", sig.header)
         return False
-    return _any_match(secrets, body, [header[len(sig.prefix) :]], sig.encoding)
+    return _any_match(secrets, call.body, [header[len(sig.prefix) :]], sig.encoding)
 
 
-def _slack(
-    sig: Signature,
-    secrets: list[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float,
-    url: str,
-) -> bool:
+def _slack(sig: Signature, secrets: list[str], call: Call) -> bool:
     """`X-Slack-Signature: v0=<hex HMAC-SHA256 of v0:<timestamp>:<body>>`, the
     timestamp from `X-Slack-Request-Timestamp` (tolerance 300 s, as Slack's SDK)."""
-    header = headers.get(sig.header, "").strip()
-    timestamp = headers.get("x-slack-request-timestamp", "").strip()
+    header = call.headers.get(sig.header, "").strip()
+    timestamp = call.headers.get("x-slack-request-timestamp", "").strip()
     if not header.startswith("v0=") or not timestamp:
         log.info("signature rejected: slack headers missing")
         return False
-    if abs(now - int(timestamp)) > sig.tolerance:
+    if abs(call.now - int(timestamp)) > sig.tolerance:
         log.info("signature rejected: slack timestamp outside the tolerance")
         return False
-    signed = b"v0:" + timestamp.encode() + b":" + body
+    signed = b"v0:" + timestamp.encode() + b":" + call.body
     return _any_match(secrets, signed, [header[len("v0=") :]], "hex")
 
 
-def _twilio(
-    sig: Signature,
-    secrets: list[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float,
-    url: str,
-) -> bool:
+def _twilio(sig: Signature, secrets: list[str], call: Call) -> bool:
     """`X-Twilio-Signature`: base64 HMAC-SHA1 of the URL followed by each form
     parameter's name and value, sorted, as twilio's `RequestValidator` computes it
     (a JSON body is signed through the URL's `bodySHA256`, its SHA-256). Twilio
     signs the URL sometimes with the port and sometimes without: both are tried."""
-    header = headers.get(sig.header, "").strip()
-    if not header or not url:
+    header = call.headers.get(sig.header, "").strip()
+    if not header or not call.url:
         log.info("signature rejected: twilio header missing")
         return False
-    body_hash = parse_qs(urlsplit(url).query).get("bodySHA256")
+    body_hash = parse_qs(urlsplit(call.url).query).get("bodySHA256")
     params = ""
     if body_hash is not None:
-        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), body_hash[0]):
+        if not hmac.compare_digest(hashlib.sha256(call.body).hexdigest(), body_hash[0]):
             log.info("signature rejected: twilio bodySHA256 does not match the body")
             return False
-    elif headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded"):
+    elif (
+        call.headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded")
+    ):
         values: dict[str, set[str]] = {}
-        for name, value in parse_qsl(body.decode(), keep_blank_values=True):
+        for name, value in parse_qsl(call.body.decode(), keep_blank_values=True):
             values.setdefault(name, set()).add(value)
         params = "".join(name + v for name in sorted(values) for v in sorted(values[name]))
-    for signed_url in _with_and_without_port(url):
+    for signed_url in _with_and_without_port(call.url):
         signed = (signed_url + params).encode()
         for secret in secrets:
             digest = hmac.new(secret.encode(), signed, hashlib.sha1).digest()

@@ -41,22 +41,11 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal
 from typing import Any
 
 from engine.expressions import ExpressionError
-from engine.expressions.language import (
-    CompiledProgram,
-    EvaluationError,
-    Function,
-    Parser,
-    Token,
-    at,
-    error_at,
-    flatten,
-)
+from engine.expressions.language import CompiledProgram, Function, Parser, Token, error_at, flatten
 from engine.expressions.results import plain_number, round_result
-from engine.expressions.syntax import ArrayLit as _ArrayLit
+from engine.expressions.syntax import Chain, Conditional, EvaluationError, Values, at
 from engine.expressions.syntax import Const as _Const
 from engine.expressions.syntax import Node as _Node
-from engine.expressions.syntax import ObjectLit as _ObjectLit
-from engine.expressions.syntax import Values
 from engine.jsvalues import (
     UNDEFINED,
     as_double,
@@ -1129,20 +1118,10 @@ class _Unary(_Node):
             return _UNARY[self.op](value)
 
 
-@dataclass(frozen=True, slots=True)
-class _Chain(_Node):
-    """Left-associative operators of one precedence level, n-ary so long chains stay shallow."""
-
-    first: _Node
-    rest: tuple[tuple[str, int, _Node], ...]
-
-    def evaluate(self, values: Values) -> Any:
-        result = self.first.evaluate(values)
-        for op, col, node in self.rest:
-            right = node.evaluate(values)
-            with _at(col):
-                result = _BINARY[op](result, right)
-        return result
+class _Chain(Chain):
+    # Binary operators raise no error values (FormulaError): `at` is enough.
+    __slots__ = ()
+    operators = _BINARY
 
 
 @dataclass(frozen=True, slots=True)
@@ -1163,17 +1142,6 @@ class _Logical(_Node):
             if self.op == "??" and not is_nullish(result):
                 return result
         return result
-
-
-@dataclass(frozen=True, slots=True)
-class _Conditional(_Node):
-    test: _Node
-    then: _Node
-    otherwise: _Node
-
-    def evaluate(self, values: Values) -> Any:
-        branch = self.then if truthy(self.test.evaluate(values)) else self.otherwise
-        return branch.evaluate(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1234,6 +1202,8 @@ _PREFIX = ("!", "-", "+", "~")
 
 
 class _Parser(Parser[Token]):
+    trailing_comma = True  # as in JavaScript
+
     def __init__(self, source: str) -> None:
         super().__init__(source)
         self._parenthesized: set[int] = set()  # ids of nodes written inside (...)
@@ -1253,7 +1223,7 @@ class _Parser(Parser[Token]):
                     then = self._expression(0)
                     self._expect(":")
                     otherwise = self._expression(_TERNARY_POWER)
-                    left = _Conditional(token.col, left, then, otherwise)
+                    left = Conditional(token.col, left, then, otherwise)
                     chain = logical = None
                     continue
                 if token.kind != "op" or token.text not in _BINDING:
@@ -1311,39 +1281,17 @@ class _Parser(Parser[Token]):
         return self._postfix()
 
     def _postfix(self) -> _Node:
-        token = self._advance()
-        node: _Node
-        if token.kind in ("num", "str"):
-            node = _Const(token.col, token.value)
-        elif token.kind == "name":
-            node = self._name(token)
-        elif token.is_op("("):
-            if self._peek().is_op(")"):
-                raise error_at("empty parentheses (arrow functions are not supported)", token.col)
-            node = self._expression(0)
-            if self._peek().is_op(","):
-                raise error_at("the comma operator is not supported", self._peek().col)
-            self._expect(")")
-            self._parenthesized.add(id(node))
-        elif token.is_op("["):
-            node = _ArrayLit(token.col, self._sequence("]", lambda: self._expression(0)))
-        elif token.is_op("{"):
-            node = _ObjectLit(token.col, self._sequence("}", self._entry))
-        else:
-            raise self._unexpected(token)
-        return self._accessors(node)
+        return self._accessors(self._primary(self._advance()))
 
-    def _sequence(self, close: str, parse_item: Callable[[], Any]) -> tuple[Any, ...]:
-        items: list[Any] = []
-        while not self._peek().is_op(close):
-            items.append(parse_item())
-            if not self._peek().is_op(","):
-                break
-            self._advance()  # a trailing comma is allowed, as in JS
-        token = self._advance()
-        if not token.is_op(close):
-            raise self._unexpected(token, f'"," or "{close}"')
-        return tuple(items)
+    def _group(self, token: Token) -> _Node:
+        if self._peek().is_op(")"):
+            raise error_at("empty parentheses (arrow functions are not supported)", token.col)
+        node = self._expression(0)
+        if self._peek().is_op(","):
+            raise error_at("the comma operator is not supported", self._peek().col)
+        self._expect(")")
+        self._parenthesized.add(id(node))
+        return node
 
     def _entry(self) -> tuple[str, _Node]:
         key = self._advance()
@@ -1366,7 +1314,7 @@ class _Parser(Parser[Token]):
                 message = f'unknown function "{name}" at column {token.col}{_suggest(name)}'
                 raise ExpressionError(message)
             self._advance()
-            args = self._sequence(")", lambda: self._expression(0))
+            args = self._sequence(")", self._expression)
             if not spec.takes(len(args)):
                 message = f'function "{name}" takes {spec.expected()} argument(s)'
                 raise error_at(f"{message}, got {len(args)}", token.col)

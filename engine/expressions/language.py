@@ -1,7 +1,8 @@
-"""What the math.js and formula.js evaluators are both built on: the limits on
-the work one expression may ask for, errors that say where they happened, the
-token and the parser's cursor, function signatures and their argument-count
-check, and the compiled program (its compile-time checks and its evaluate).
+"""What the math.js and formula.js evaluators are both built on, beside the
+shared tree nodes of `syntax.py`: the limits on the work one expression may
+ask for, compile errors that say where they happened, the token and the
+parser's cursor, function signatures and their argument-count check, and the
+compiled program (its compile-time checks and its evaluate).
 
 Each language module keeps what is its own: its tokenizer, grammar, value
 semantics and function table."""
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
 from engine.expressions import ExpressionError
-from engine.expressions.syntax import Node, Placeholder, ast_depth
+from engine.expressions.syntax import ArrayLit, Const, Node, ObjectLit, Placeholder, ast_depth
 
 #: Longest expression source accepted, in characters.
 MAX_SOURCE_LENGTH = 10_000
@@ -28,21 +29,6 @@ _PLACEHOLDER = re.compile(r"\$\$[0-9]+")
 def error_at(message: str, column: int, hint: str = "") -> ExpressionError:
     """A compile-time error at a 1-based column, with an optional hint after a `;`."""
     return ExpressionError(f"{message} at column {column}" + (f"; {hint}" if hint else ""), column)
-
-
-class EvaluationError(Exception):
-    """A value helper's complaint, still without a place: the node that called
-    the helper adds where (`at`) and makes it an ExpressionError."""
-
-
-@contextmanager
-def at(column: int, where: str = "") -> Iterator[None]:
-    """Turn an EvaluationError into an ExpressionError that says where it happened;
-    `where` names the function (`"sqrt(): "`), empty for operators."""
-    try:
-        yield
-    except EvaluationError as exc:
-        raise ExpressionError(f"{where}{exc} at column {column}", column) from None
 
 
 def flatten(values: Iterable[Any]) -> list[Any]:
@@ -98,6 +84,7 @@ class Function(NamedTuple):
 
 
 _TokenT = TypeVar("_TokenT", bound=Token)
+_T = TypeVar("_T")
 
 
 class Parser(Generic[_TokenT]):
@@ -118,11 +105,56 @@ class Parser(Generic[_TokenT]):
             raise self._unexpected(token)
         return node
 
+    #: Whether `[1, 2,]`, `{a: 1,}` and `f(1,)` are allowed (JavaScript) or not (math.js).
+    trailing_comma: ClassVar[bool] = False
+
     def _tokenize(self, source: str) -> list[_TokenT]:
         raise NotImplementedError
 
     def _expression(self) -> Node:
         raise NotImplementedError
+
+    def _name(self, token: _TokenT) -> Node:
+        """What a name stands for: a call, a placeholder, a literal..."""
+        raise NotImplementedError
+
+    def _entry(self) -> tuple[str, Node]:
+        """One `key: value` of an object literal."""
+        raise NotImplementedError
+
+    def _primary(self, token: _TokenT) -> Node:
+        """The operand `token` starts: a literal, a name, `(...)`, `[...]` or `{...}`."""
+        if token.kind in ("num", "str"):
+            return Const(token.col, token.value)
+        if token.kind == "name":
+            return self._name(token)
+        if token.is_op("("):
+            return self._group(token)
+        if token.is_op("["):
+            return ArrayLit(token.col, self._sequence("]", self._expression))
+        if token.is_op("{"):
+            return ObjectLit(token.col, self._sequence("}", self._entry))
+        raise self._unexpected(token)
+
+    def _group(self, token: _TokenT) -> Node:
+        """`( expression )`, the opening parenthesis read."""
+        node = self._expression()
+        self._expect(")")
+        return node
+
+    def _sequence(self, close: str, parse_item: Callable[[], _T]) -> tuple[_T, ...]:
+        """Comma-separated items up to `close` (arguments, array items, entries)."""
+        items: list[_T] = []
+        if not self._peek().is_op(close):
+            items.append(parse_item())
+            while self._peek().is_op(","):
+                self._advance()
+                if self.trailing_comma and self._peek().is_op(close):
+                    break
+                items.append(parse_item())
+        if not (token := self._advance()).is_op(close):
+            raise self._unexpected(token, f'"," or "{close}"')
+        return tuple(items)
 
     def _peek(self) -> _TokenT:
         return self._tokens[self._pos]

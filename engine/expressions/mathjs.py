@@ -51,33 +51,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from engine.expressions import ExpressionError
-from engine.expressions.language import (
-    CompiledProgram,
-    EvaluationError,
-    Function,
-    Parser,
-    Token,
-    at,
-    error_at,
-    flatten,
-)
+from engine.expressions.language import CompiledProgram, Function, Parser, Token, error_at, flatten
 from engine.expressions.results import normalise_result
-from engine.expressions.syntax import ArrayLit as _ArrayLit
+from engine.expressions.syntax import Chain, Conditional, EvaluationError, Values, at
 from engine.expressions.syntax import Const as _Const
 from engine.expressions.syntax import Node as _Node
-from engine.expressions.syntax import ObjectLit as _ObjectLit
-from engine.expressions.syntax import Values
-from engine.jsvalues import as_double
+from engine.jsvalues import as_double, truthy
 
 MAX_ITEMS = 100_000
 _REL_TOL, _ABS_TOL = 1e-12, 1e-15
 _FACTORIAL_LIMIT = 170  # 171! overflows a double, so anything larger is Infinity anyway
 _DECIMALS = Context(prec=400)  # enough digits to quantize any finite double
 _NO_ARGUMENT = object()  # tells log(x) from log(x, null)
-_T = TypeVar("_T")
 
 
 # --- tokenizer ---------------------------------------------------------------------------------
@@ -209,12 +197,6 @@ def _num(value: Any) -> float:
         return number
     shown = _quote(value) if isinstance(value, str) else _describe(value)
     raise EvaluationError(f"Cannot convert {shown} to a number")
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, float):
-        return not (value == 0 or math.isnan(value))
-    return bool(value) if value is None or isinstance(value, (int, str)) else True
 
 
 def _nearly_equal(x: float, y: float) -> bool:
@@ -489,9 +471,9 @@ def _boolean(value: Any) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if isinstance(value, str) and value and (number := _js_number(value)) is not None:
-        return _truthy(number)
+        return truthy(number)
     if value is None or isinstance(value, (int, float)):
-        return _truthy(value)
+        return truthy(value)
     shown = _quote(value) if isinstance(value, str) else _describe(value)
     raise EvaluationError(f"Cannot convert {shown} to a boolean")
 
@@ -562,7 +544,7 @@ _BINARY.update({".*": _BINARY["*"], "./": _divide, ".^": _pow})  # same as plain
 _UNARY: dict[str, Callable[[Any], Any]] = {
     "-": lambda value: -_num(value),
     "+": _num,
-    "not": lambda value: not _truthy(value),
+    "not": lambda value: not truthy(value),
     "~": lambda value: ~_int32(value, "bitNot"),
     "!": _map_items(_factorial),
 }
@@ -614,10 +596,10 @@ _FUNCTIONS: dict[str, Function] = {
     "smaller": Function(_RELATIONS["<"], 2, 2),
     "smallerEq": Function(_RELATIONS["<="], 2, 2),
     "compare": Function(_compare, 2, 2),
-    "and": Function(lambda a, b: _truthy(a) and _truthy(b), 2, 2),
-    "or": Function(lambda a, b: _truthy(a) or _truthy(b), 2, 2),
+    "and": Function(lambda a, b: truthy(a) and truthy(b), 2, 2),
+    "or": Function(lambda a, b: truthy(a) or truthy(b), 2, 2),
     "not": Function(_UNARY["not"]),
-    "xor": Function(lambda a, b: _truthy(a) != _truthy(b), 2, 2),
+    "xor": Function(lambda a, b: truthy(a) != truthy(b), 2, 2),
     "isNaN": Function(_map_items(lambda v: math.isnan(_num(v)))),
     "isNumeric": Function(_map_items(lambda v: isinstance(v, (int, float)))),
     "isInteger": Function(_map_items(lambda v: _num(v).is_integer())),
@@ -656,20 +638,9 @@ class _Apply(_Node):
             return self.run(*args)
 
 
-@dataclass(frozen=True, slots=True)
-class _Chain(_Node):
-    """Left-associative operators of one precedence level; n-ary so ``a+b+c+...`` stays shallow."""
-
-    first: _Node
-    rest: tuple[tuple[str, int, _Node], ...]
-
-    def evaluate(self, values: Values) -> Any:
-        result = self.first.evaluate(values)
-        for op, col, node in self.rest:
-            right = node.evaluate(values)
-            with at(col):
-                result = _BINARY[op](result, right)
-        return result
+class _Chain(Chain):
+    __slots__ = ()
+    operators = _BINARY
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,11 +651,11 @@ class _Logical(_Node):
     def evaluate(self, values: Values) -> Any:
         if self.op == "xor":
             return functools.reduce(
-                operator.xor, (_truthy(n.evaluate(values)) for n in self.operands)
+                operator.xor, (truthy(n.evaluate(values)) for n in self.operands)
             )
         decisive = self.op == "or"  # the truthiness that settles the answer early
         for node in self.operands:
-            if _truthy(node.evaluate(values)) == decisive:
+            if truthy(node.evaluate(values)) == decisive:
                 return decisive
         return not decisive
 
@@ -703,17 +674,6 @@ class _Compare(_Node):
                     return False
             left = right
         return True
-
-
-@dataclass(frozen=True, slots=True)
-class _Conditional(_Node):
-    test: _Node
-    then: _Node
-    otherwise: _Node
-
-    def evaluate(self, values: Values) -> Any:
-        branch = self.then if _truthy(self.test.evaluate(values)) else self.otherwise
-        return branch.evaluate(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -771,17 +731,6 @@ class _Parser(Parser[_Token]):
             return error_at(f'unexpected operator "{token.text}"', token.col)
         return super()._unexpected(token, expected)
 
-    def _sequence(self, close: str, parse_item: Callable[[], _T]) -> tuple[_T, ...]:
-        if self._peek().is_op(close):
-            self._advance()
-            return ()
-        items = [parse_item()]
-        while (token := self._advance()).is_op(","):
-            items.append(parse_item())
-        if not token.is_op(close):
-            raise self._unexpected(token, f'"," or "{close}"')
-        return tuple(items)
-
     def _expression(self) -> _Node:
         with self._nested(self._peek().col):
             operands: list[_Node] = [self._unary()]
@@ -797,7 +746,7 @@ class _Parser(Parser[_Token]):
                     then = self._expression()
                     self._expect(":")
                     test = _build(operands, ops, 0, len(ops))
-                    return _Conditional(token.col, test, then, self._expression())
+                    return Conditional(token.col, test, then, self._expression())
                 elif op in ("to", "in"):
                     raise error_at(f'unit conversion ("{op}") is not supported', token.col)
                 elif token.starts_operand():
@@ -824,20 +773,7 @@ class _Parser(Parser[_Token]):
 
     def _postfix(self) -> _Node:
         token = self._advance()
-        node: _Node
-        if token.kind in ("num", "str"):
-            node = _Const(token.col, token.value)
-        elif token.kind == "name":
-            node = self._name(token)
-        elif token.is_op("("):
-            node = self._expression()
-            self._expect(")")
-        elif token.is_op("["):
-            node = _ArrayLit(token.col, self._sequence("]", self._expression))
-        elif token.is_op("{"):
-            node = _ObjectLit(token.col, self._sequence("}", self._entry))
-        else:
-            raise self._unexpected(token)
+        node = self._primary(token)
         if token.kind != "num":  # math.js has no accessors on number literals
             node = self._accessors(node)
         while self._peek().is_op("!"):

@@ -37,30 +37,32 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Any
 
 from engine.expressions import ExpressionError
 from engine.expressions.language import CompiledProgram, Function, Parser, Token, error_at, flatten
-from engine.expressions.results import plain_number, round_result
+from engine.expressions.results import DECIMAL_CONTEXT, plain_number, round_decimal, round_result
 from engine.expressions.syntax import Chain, Conditional, EvaluationError, Values, at
 from engine.expressions.syntax import Const as _Const
 from engine.expressions.syntax import Node as _Node
 from engine.jsvalues import (
     UNDEFINED,
     as_double,
+    divide,
     is_nullish,
     is_number,
     js_string,
     less_than,
     loose_equal,
     number_to_string,
+    power,
+    to_int32,
     to_number,
     truthy,
 )
 
 MAX_TEXT = 1_000_000
-_DECIMALS = Context(prec=400)
 
 
 class FormulaError(Exception):
@@ -260,12 +262,7 @@ def _add(a: Any, b: Any) -> Any:
 
 
 def _divide(a: Any, b: Any) -> float:
-    x, y = to_number(a), to_number(b)
-    if y != 0:
-        return x / y
-    if x == 0 or math.isnan(x):
-        return math.nan
-    return math.copysign(math.inf, x) * math.copysign(1.0, y)
+    return divide(to_number(a), to_number(b))
 
 
 def _remainder(a: Any, b: Any) -> float:
@@ -276,29 +273,11 @@ def _remainder(a: Any, b: Any) -> float:
 
 
 def _power(a: Any, b: Any) -> float:
-    x, y = to_number(a), to_number(b)
-    if math.isnan(y) or (math.isinf(y) and abs(x) == 1):
-        return math.nan
-    if y == 0:
-        return 1.0
-    try:
-        result = math.pow(x, y)
-    except OverflowError:
-        return -math.inf if x < 0 and y.is_integer() and y % 2 == 1 else math.inf
-    except ValueError:  # 0 ** negative, or negative ** fraction
-        if x == 0:
-            odd = y.is_integer() and y % 2 == 1
-            return -math.inf if odd and math.copysign(1.0, x) < 0 else math.inf
-        return math.nan
-    return result
+    return power(to_number(a), to_number(b))
 
 
 def _int32(value: Any) -> int:
-    number = to_number(value)
-    if not math.isfinite(number):
-        return 0
-    result = int(number) & 0xFFFFFFFF
-    return result - 0x100000000 if result & 0x80000000 else result
+    return to_int32(to_number(value))
 
 
 def _strict_equal(a: Any, b: Any) -> bool:
@@ -442,12 +421,7 @@ def _round_decimal(number: float, digits: float, mode: str) -> float:
         return number
     if not math.isfinite(digits):
         raise FormulaError("#NUM!", "the number of digits must be a finite number")
-    places = int(digits)
-    try:
-        value = Decimal(repr(number)).quantize(Decimal(1).scaleb(-places), mode, context=_DECIMALS)
-    except ArithmeticError:  # more digits than a double holds: nothing to round
-        return number
-    return float(value)
+    return round_decimal(number, int(digits), mode)
 
 
 def _rounder(mode: str) -> Callable[..., float]:
@@ -760,7 +734,7 @@ def _fixed(number: float, decimals: float, no_commas: bool) -> str:
         text = number_to_string(_round_decimal(number / factor, 0, ROUND_HALF_UP) * factor)
     else:
         quantum = Decimal(1).scaleb(-int(decimals))
-        exact = Decimal(number).quantize(quantum, ROUND_HALF_UP, context=_DECIMALS)
+        exact = Decimal(number).quantize(quantum, ROUND_HALF_UP, context=DECIMAL_CONTEXT)
         text = f"{exact:f}"
     if not no_commas:
         whole, dot, fraction = text.partition(".")

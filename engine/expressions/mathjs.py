@@ -50,21 +50,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import Decimal
 from typing import Any
 
 from engine.expressions import ExpressionError
 from engine.expressions.language import CompiledProgram, Function, Parser, Token, error_at, flatten
-from engine.expressions.results import normalise_result
+from engine.expressions.results import normalise_result, round_decimal
 from engine.expressions.syntax import Chain, Conditional, EvaluationError, Values, at
 from engine.expressions.syntax import Const as _Const
 from engine.expressions.syntax import Node as _Node
-from engine.jsvalues import as_double, truthy
+from engine.jsvalues import as_double, divide, power, to_int32, truthy
 
 MAX_ITEMS = 100_000
 _REL_TOL, _ABS_TOL = 1e-12, 1e-15
 _FACTORIAL_LIMIT = 170  # 171! overflows a double, so anything larger is Infinity anyway
-_DECIMALS = Context(prec=400)  # enough digits to quantize any finite double
 _NO_ARGUMENT = object()  # tells log(x) from log(x, null)
 
 
@@ -251,12 +250,7 @@ _RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _divide(a: Any, b: Any) -> float:
-    x, y = _num(a), _num(b)
-    if y != 0:
-        return x / y
-    if x == 0 or math.isnan(x):  # IEEE semantics where Python raises ZeroDivisionError
-        return math.nan
-    return math.copysign(math.inf, x) * math.copysign(1.0, y)
+    return divide(_num(a), _num(b))
 
 
 def _snap(x: float, fallback: Callable[[float], int]) -> float:
@@ -276,36 +270,18 @@ def _mod(a: Any, b: Any) -> float:
     return x if y == 0 else x - y * _floor(_divide(x, y))
 
 
-def _is_odd(y: float) -> bool:
-    return y.is_integer() and y % 2 == 1
-
-
 def _pow(a: Any, b: Any) -> float:
     x, y = _num(a), _num(b)
-    if math.isnan(y) or (math.isinf(y) and abs(x) == 1):
-        return math.nan  # JS semantics, where Python's math.pow answers 1.0
-    if y == 0:
-        return 1.0
     if x < 0 and math.isfinite(y) and not y.is_integer():
-        return math.nan  # math.js would return a complex number
-    try:
-        return math.pow(x, y)
-    except OverflowError:
-        return -math.inf if x < 0 and _is_odd(y) else math.inf
-    except ValueError:  # zero to a negative power
-        return -math.inf if math.copysign(1.0, x) < 0 and _is_odd(y) else math.inf
-
-
-def _wrap32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - 0x100000000 if value & 0x80000000 else value
+        return math.nan  # math.js would answer a complex number (JS: 0 for -Infinity)
+    return power(x, y)
 
 
 def _int32(value: Any, function: str) -> int:
     number = _num(value)
     if not number.is_integer():  # also rejects NaN and ±Infinity
         raise EvaluationError(f"Integers expected in function {function}")
-    return _wrap32(int(number))
+    return to_int32(number)
 
 
 def _factorial(value: Any) -> float:
@@ -419,15 +395,7 @@ def _round(value: Any, places: Any = 0.0) -> Any:
     count = _num(places)
     if not (count.is_integer() and 0 <= count <= 15):
         raise EvaluationError("the number of decimals must be an integer from 0 to 15")
-    step = Decimal(1).scaleb(-int(count))
-
-    def run(x: float) -> float:
-        if not math.isfinite(x):
-            return x
-        # repr is the shortest round-tripping decimal, as in JS, so 1.005 rounds to 1.01
-        return float(Decimal(repr(x)).quantize(step, ROUND_HALF_UP, context=_DECIMALS))
-
-    return _map_items(lambda item: run(_num(item)))(value)
+    return _map_items(lambda item: round_decimal(_num(item), int(count)))(value)
 
 
 def _median(numbers: list[float]) -> float:
@@ -535,7 +503,7 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "|": lambda a, b: _int32(a, "bitOr") | _int32(b, "bitOr"),
     "^|": lambda a, b: _int32(a, "bitXor") ^ _int32(b, "bitXor"),
     "&": lambda a, b: _int32(a, "bitAnd") & _int32(b, "bitAnd"),
-    "<<": lambda a, b: _wrap32(_int32(a, "leftShift") << (_int32(b, "leftShift") & 31)),
+    "<<": lambda a, b: to_int32(_int32(a, "leftShift") << (_int32(b, "leftShift") & 31)),
     ">>": lambda a, b: _int32(a, "rightArithShift") >> (_int32(b, "rightArithShift") & 31),
     ">>>": lambda a, b: (_int32(a, "rightLogShift") % 2**32) >> (_int32(b, "rightLogShift") & 31),
 }

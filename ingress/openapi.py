@@ -279,8 +279,11 @@ def _execution_links() -> dict[str, Any]:
     }
 
 
-def _version_reply(description: str) -> dict[str, Any]:
-    return _ok(description, _data(_ref("WorkflowVersion")), links=_version_links())
+def _version_reply(description: str, *, warnings: bool = False) -> dict[str, Any]:
+    envelope = _data(_ref("WorkflowVersion"))
+    return _ok(
+        description, _with_warnings(envelope) if warnings else envelope, links=_version_links()
+    )
 
 
 def _workflow_paths() -> dict[str, Any]:
@@ -296,10 +299,9 @@ def _workflow_paths() -> dict[str, Any]:
                 "The body may be YAML when the Content-Type says so.",
                 "requestBody": _body(_ref("WorkflowDefinition"), yaml=True),
                 "responses": {
-                    "200": _ok(
+                    "200": _version_reply(
                         "The new version, and `warnings` (e.g. dedupe without auth).",
-                        _with_warnings(_data(_ref("WorkflowVersion"))),
-                        links=_version_links(),
+                        warnings=True,
                     ),
                     **_errors(400, 401, 413),
                 },
@@ -352,10 +354,9 @@ def _workflow_paths() -> dict[str, Any]:
                 "parameters": [_VERSION_ID],
                 "requestBody": _body(_ref("VersionPatch"), yaml=True),
                 "responses": {
-                    "200": _ok(
+                    "200": _version_reply(
                         "The updated version, and `warnings` (e.g. dedupe without auth).",
-                        _with_warnings(_data(_ref("WorkflowVersion"))),
-                        links=_version_links(),
+                        warnings=True,
                     ),
                     **_errors(400, 401, 404, 413),
                 },

@@ -91,6 +91,9 @@ class Parser(Generic[_TokenT]):
     """The cursor over a language's tokens, the nesting guard and the placeholders
     met; a language's parser adds its tokenizer and grammar (`_expression` and below)."""
 
+    #: Whether `[1, 2,]`, `{a: 1,}` and `f(1,)` are allowed (JavaScript) or not (math.js).
+    trailing_comma: ClassVar[bool] = False
+
     def __init__(self, source: str) -> None:
         self._tokens = self._tokenize(source)
         self._pos = 0
@@ -104,9 +107,6 @@ class Parser(Generic[_TokenT]):
         if (token := self._peek()).kind != "end":
             raise self._unexpected(token)
         return node
-
-    #: Whether `[1, 2,]`, `{a: 1,}` and `f(1,)` are allowed (JavaScript) or not (math.js).
-    trailing_comma: ClassVar[bool] = False
 
     def _tokenize(self, source: str) -> list[_TokenT]:
         raise NotImplementedError

@@ -168,6 +168,43 @@ def to_number(value: Any) -> float:
     return math.nan
 
 
+def divide(x: float, y: float) -> float:
+    """`x / y` on doubles: by zero it is ±Infinity or NaN, as IEEE 754 says,
+    where Python raises ZeroDivisionError."""
+    if y != 0:
+        return x / y
+    if x == 0 or math.isnan(x):
+        return math.nan
+    return math.copysign(math.inf, x) * math.copysign(1.0, y)
+
+
+def power(x: float, y: float) -> float:
+    """`x ** y` (`Math.pow`) on doubles: NaN where the result would be complex,
+    ±Infinity where it overflows or zero has a negative exponent; never an exception."""
+    if math.isnan(y) or (math.isinf(y) and abs(x) == 1):
+        return math.nan  # where Python's math.pow answers 1.0
+    if y == 0:
+        return 1.0
+    odd = y % 2 == 1  # only an odd integer leaves 1
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        return -math.inf if x < 0 and odd else math.inf
+    except ValueError:  # a negative number to a fraction, or zero to a negative power
+        if x != 0:
+            return math.nan
+        return -math.inf if math.copysign(1.0, x) < 0 and odd else math.inf
+
+
+def to_int32(number: float | int) -> int:
+    """ToInt32 of a number: NaN and ±Infinity are 0, others are truncated and
+    wrapped to a signed 32-bit integer (what bitwise operators work on)."""
+    if isinstance(number, float) and not math.isfinite(number):
+        return 0
+    wrapped = int(number) & 0xFFFFFFFF
+    return wrapped - 0x100000000 if wrapped & 0x80000000 else wrapped
+
+
 def _to_primitive(value: Any) -> Any:
     if isinstance(value, list | dict):
         return js_string(value)

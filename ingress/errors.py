@@ -1,9 +1,12 @@
-"""One error format for every reply: `{"errors": [{"message": ...}]}`."""
+"""One error format for every reply: `{"errors": [{"message": ...}]}`.
+
+`ErrorEnvelope` is both what is encoded and, through msgspec's JSON Schema,
+the `ErrorEnvelope` component of the OpenAPI document (ingress/openapi.py)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import falcon
 import msgspec
@@ -12,11 +15,25 @@ log = logging.getLogger("rayhook.ingress")
 
 _encode = msgspec.json.Encoder().encode
 
+_Cause = Annotated[str, msgspec.Meta(description="Why a 503: what to wait for before retrying.")]
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One problem: `message` for people, `cause` (503 only) for retrying clients."""
+
+    message: str
+    cause: _Cause | msgspec.UnsetType = msgspec.UNSET
+
+
+class ErrorEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Every error reply: one entry per problem."""
+
+    errors: Annotated[list[ErrorDetail], msgspec.Meta(min_length=1)]
+
 
 def error_body(*messages: str, cause: str | None = None) -> bytes:
-    if cause is not None:
-        return _encode({"errors": [{"message": m, "cause": cause} for m in messages]})
-    return _encode({"errors": [{"message": m} for m in messages]})
+    reason = msgspec.UNSET if cause is None else cause
+    return _encode(ErrorEnvelope([ErrorDetail(m, reason) for m in messages]))
 
 
 def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:

@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated, Literal
 
 import falcon
 import falcon.asgi
+import msgspec
 
 from ingress.admin.common import reply
 from ingress.services import Services
 
 
+# The replies' data; their docstrings are the descriptions in the OpenAPI document.
+class Alive(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which dependency answers."""
+
+    redis: bool
+    ray: bool
+    history: Annotated[
+        bool,
+        msgspec.Meta(
+            description="The history database answers; it does not decide the status "
+            "(executions wait in Redis while it is down)."
+        ),
+    ]
+
+
 class Health:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        reply(resp, {"status": "ok"})
+        reply(resp, Alive(status="ok"))
 
 
 class Ready:
@@ -28,7 +51,7 @@ class Ready:
         ray_ok = await self.services.router.ready()
         history_ok = await self.services.history.ping()
         status = 200 if redis_ok and ray_ok else 503
-        reply(resp, {"redis": redis_ok, "ray": ray_ok, "history": history_ok}, status=status)
+        reply(resp, Readiness(redis=redis_ok, ray=ray_ok, history=history_ok), status=status)
 
     async def _redis(self) -> bool:
         try:

@@ -2,11 +2,22 @@
 (no token needed to read it).
 
 It describes the admin API (SPEC §6), the webhook endpoint (SPEC §2) and the
-probes. The document types (definitions, versions, executions, jobs) are
-generated from their msgspec structs, so they cannot drift from what the code
-decodes and encodes; the paths, parameters and statuses are written here and
-must list every status the resources can answer (tests/fuzz checks the
-document against a live server with schemathesis)."""
+probes. What is written here by hand: the paths, their parameters, statuses,
+descriptions and links. The component schemas are generated from the msgspec
+structs the HTTP edge decodes and encodes (`_STRUCTS`: definitions, versions,
+executions, jobs, submissions, the error envelope, the probes' replies), so
+they cannot drift from the code.
+
+A few replies are still plain dicts built in `ingress/admin/` (`reply(resp,
+{...})`) and keep a small hand schema here: `ListMeta` (ingress/admin/common.py
+and executions.py), `ExecutionRef`/`ExecutionWithJobs` (workflows:execute,
+executions:replay and executions:get) and the inline one-field replies
+(`count`, `paths`, a node test's job). Giving them structs belongs with the
+module that builds them.
+
+Every status the resources can answer must be listed (tests/fuzz checks the
+document against a live server with schemathesis; tests/ingress/test_openapi.py
+checks it is a valid OpenAPI 3.1 document whose references all resolve)."""
 
 from __future__ import annotations
 
@@ -22,6 +33,8 @@ from engine.status import NAMES
 from ingress.admin.executions import ExecutionSummary
 from ingress.admin.jobs import NodeTest, Submission
 from ingress.admin.supervisors import SupervisorView
+from ingress.errors import ErrorEnvelope
+from ingress.health import Alive, Readiness
 
 OPENAPI_PATH = "/api/openapi.json"
 
@@ -266,8 +279,11 @@ def _execution_links() -> dict[str, Any]:
     }
 
 
-def _version_reply(description: str) -> dict[str, Any]:
-    return _ok(description, _data(_ref("WorkflowVersion")), links=_version_links())
+def _version_reply(description: str, *, warnings: bool = False) -> dict[str, Any]:
+    envelope = _data(_ref("WorkflowVersion"))
+    return _ok(
+        description, _with_warnings(envelope) if warnings else envelope, links=_version_links()
+    )
 
 
 def _workflow_paths() -> dict[str, Any]:
@@ -283,10 +299,9 @@ def _workflow_paths() -> dict[str, Any]:
                 "The body may be YAML when the Content-Type says so.",
                 "requestBody": _body(_ref("WorkflowDefinition"), yaml=True),
                 "responses": {
-                    "200": _ok(
+                    "200": _version_reply(
                         "The new version, and `warnings` (e.g. dedupe without auth).",
-                        _with_warnings(_data(_ref("WorkflowVersion"))),
-                        links=_version_links(),
+                        warnings=True,
                     ),
                     **_errors(400, 401, 413),
                 },
@@ -339,10 +354,9 @@ def _workflow_paths() -> dict[str, Any]:
                 "parameters": [_VERSION_ID],
                 "requestBody": _body(_ref("VersionPatch"), yaml=True),
                 "responses": {
-                    "200": _ok(
+                    "200": _version_reply(
                         "The updated version, and `warnings` (e.g. dedupe without auth).",
-                        _with_warnings(_data(_ref("WorkflowVersion"))),
-                        links=_version_links(),
+                        warnings=True,
                     ),
                     **_errors(400, 401, 404, 413),
                 },
@@ -664,20 +678,6 @@ def _webhook_paths() -> dict[str, Any]:
 
 
 def _probe_paths() -> dict[str, Any]:
-    ready = {
-        "type": "object",
-        "properties": {
-            "redis": {"type": "boolean"},
-            "ray": {"type": "boolean"},
-            "history": {
-                "type": "boolean",
-                "description": "The history database answers; it does not decide the status "
-                "(executions wait in Redis while it is down).",
-            },
-        },
-        "required": ["redis", "ray", "history"],
-        "additionalProperties": False,
-    }
     open_: dict[str, Any] = {"security": []}
     return {
         "/healthz": {
@@ -687,16 +687,7 @@ def _probe_paths() -> dict[str, Any]:
                 "summary": "The process answers.",
                 **open_,
                 "responses": {
-                    "200": _ok(
-                        "Alive.",
-                        _data(
-                            {
-                                "type": "object",
-                                "properties": {"status": {"const": "ok"}},
-                                "required": ["status"],
-                            }
-                        ),
-                    )
+                    "200": _ok("Alive.", _data(_ref("Alive"))),
                 },
             }
         },
@@ -707,8 +698,8 @@ def _probe_paths() -> dict[str, Any]:
                 "summary": "Redis and Ray answer.",
                 **open_,
                 "responses": {
-                    "200": _ok("Both reachable.", _data(ready)),
-                    "503": _ok("Redis or Ray unreachable.", _data(ready)),
+                    "200": _ok("Both reachable.", _data(_ref("Readiness"))),
+                    "503": _ok("Redis or Ray unreachable.", _data(_ref("Readiness"))),
                 },
             }
         },
@@ -741,84 +732,72 @@ def _probe_paths() -> dict[str, Any]:
 # -- schemas ------------------------------------------------------------------------
 
 
+#: The msgspec structs whose JSON Schema are the document's components (with
+#: the structs they refer to, which msgspec adds).
+_STRUCTS = (
+    WorkflowDefinition,
+    WorkflowVersion,
+    VersionPatch,
+    Execution,
+    Job,
+    ExecutionSummary,
+    Submission,
+    NodeTest,
+    SupervisorView,
+    ErrorEnvelope,
+    Alive,
+    Readiness,
+)
+
+
 def _schemas() -> dict[str, Any]:
-    _, components = msgspec.json.schema_components(
-        [
-            WorkflowDefinition,
-            WorkflowVersion,
-            VersionPatch,
-            Execution,
-            Job,
-            ExecutionSummary,
-            Submission,
-            NodeTest,
-            SupervisorView,
-        ],
-        ref_template=_REF,
-    )
-    error_item = {
+    _, generated = msgspec.json.schema_components(_STRUCTS, ref_template=_REF)
+    return {**generated, **_HAND_SCHEMAS}
+
+
+#: Replies built as plain dicts in ingress/admin/ (see the module docstring).
+_HAND_SCHEMAS: dict[str, Any] = {
+    "ListMeta": {
+        "type": "object",
+        "description": "`count` is every matching row, not only this page's.",
+        "properties": {
+            "count": {"type": "integer", "minimum": 0},
+            "page": {"type": "integer", "minimum": 1},
+            "pageSize": {"type": "integer", "minimum": 1},
+            "nextCursor": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "description": "executions:list: the `cursor` of the next (older) page; "
+                "null on the last one.",
+            },
+            "unavailable": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "supervisors:list: executors that did not answer.",
+            },
+        },
+        "required": ["count", "page", "pageSize"],
+        "additionalProperties": False,
+    },
+    "ExecutionRef": {
         "type": "object",
         "properties": {
-            "message": {"type": "string"},
-            "cause": {
-                "type": "string",
-                "description": "Why a 503: what to wait for before retrying.",
-            },
+            "id": {"type": "string"},
+            "status": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
         },
-        "required": ["message"],
+        "required": ["id", "status"],
         "additionalProperties": False,
-    }
-    return {
-        **components,
-        "ErrorEnvelope": {
-            "title": "ErrorEnvelope",
-            "description": "Every error reply: one entry per problem.",
-            "type": "object",
-            "properties": {"errors": {"type": "array", "minItems": 1, "items": error_item}},
-            "required": ["errors"],
-            "additionalProperties": False,
-        },
-        "ListMeta": {
-            "type": "object",
-            "description": "`count` is every matching row, not only this page's.",
-            "properties": {
-                "count": {"type": "integer", "minimum": 0},
-                "page": {"type": "integer", "minimum": 1},
-                "pageSize": {"type": "integer", "minimum": 1},
-                "nextCursor": {
-                    "anyOf": [{"type": "string"}, {"type": "null"}],
-                    "description": "executions:list: the `cursor` of the next (older) page; "
-                    "null on the last one.",
-                },
-                "unavailable": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": "supervisors:list: executors that did not answer.",
-                },
+    },
+    "ExecutionWithJobs": {
+        "allOf": [
+            _ref("Execution"),
+            {
+                "type": "object",
+                "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
+                "required": ["jobs"],
             },
-            "required": ["count", "page", "pageSize"],
-            "additionalProperties": False,
-        },
-        "ExecutionRef": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "status": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-            },
-            "required": ["id", "status"],
-            "additionalProperties": False,
-        },
-        "ExecutionWithJobs": {
-            "allOf": [
-                _ref("Execution"),
-                {
-                    "type": "object",
-                    "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
-                    "required": ["jobs"],
-                },
-            ]
-        },
-    }
+        ]
+    },
+}
 
 
 #: Requests the HTTP server (gunicorn) refuses before the app sees them; its

@@ -23,7 +23,12 @@ ENGINE_NAMES = ("math.js", "formula.js", "string")
 
 
 class ExpressionError(ValueError):
-    """An expression that cannot be compiled or evaluated; the text is user-facing."""
+    """An expression that cannot be compiled or evaluated; the text is user-facing.
+    `column` (1-based) says where, when the math.js or formula.js evaluator knows."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        super().__init__(message)
+        self.column = column
 
 
 class _Program(Protocol):
@@ -46,7 +51,7 @@ class CompiledExpression:
             return self.program.evaluate(dict(zip(self.names, values, strict=True)))
         except ExpressionError:
             raise
-        except ValueError as exc:  # the math.js and formula.js modules' own error types
+        except ValueError as exc:  # a safety net: the evaluators raise ExpressionError
             raise ExpressionError(str(exc)) from exc
 
 

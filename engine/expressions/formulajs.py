@@ -37,38 +37,32 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal
-from typing import Any, NamedTuple
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from typing import Any
 
-from engine.expressions.results import plain_number, round_result
-from engine.expressions.syntax import ArrayLit as _ArrayLit
+from engine.expressions import ExpressionError
+from engine.expressions.language import CompiledProgram, Function, Parser, Token, error_at, flatten
+from engine.expressions.results import DECIMAL_CONTEXT, plain_number, round_decimal, round_result
+from engine.expressions.syntax import Chain, Conditional, EvaluationError, Values, at
 from engine.expressions.syntax import Const as _Const
 from engine.expressions.syntax import Node as _Node
-from engine.expressions.syntax import ObjectLit as _ObjectLit
-from engine.expressions.syntax import Placeholder as _Placeholder
-from engine.expressions.syntax import Values
-from engine.expressions.syntax import ast_depth as _ast_depth
 from engine.jsvalues import (
     UNDEFINED,
     as_double,
+    divide,
     is_nullish,
     is_number,
     js_string,
     less_than,
     loose_equal,
     number_to_string,
+    power,
+    to_int32,
     to_number,
     truthy,
 )
 
-MAX_SOURCE_LENGTH = 10_000
-MAX_DEPTH = 100
 MAX_TEXT = 1_000_000
-_DECIMALS = Context(prec=400)
-
-
-class ExpressionError(ValueError):
-    """A problem with an expression, worded for users."""
 
 
 class FormulaError(Exception):
@@ -85,10 +79,6 @@ class FormulaError(Exception):
     def __str__(self) -> str:
         text = f"{self.code} ({self.reason})" if self.reason else self.code
         return f"{self.where}{text}" if self.where else text
-
-
-class _JSError(Exception):
-    """What JavaScript would throw (a TypeError); the AST node adds where."""
 
 
 def _value_error(reason: str = "") -> FormulaError:
@@ -123,24 +113,6 @@ _SPACE = re.compile(r"\s+|//[^\n]*|/\*[\s\S]*?\*/")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: str  # "num" | "str" | "name" | "op" | "end"
-    text: str
-    col: int
-    value: Any = None
-
-    def is_op(self, *texts: str) -> bool:
-        return self.kind == "op" and self.text in texts
-
-    def shown(self) -> str:
-        return "end of expression" if self.kind == "end" else f'"{self.text}"'
-
-
-def _error(message: str, col: int) -> ExpressionError:
-    return ExpressionError(f"{message} at column {col}")
-
-
 def _read_string(source: str, start: int) -> tuple[str, int]:
     """A JS string literal starting at `start`; returns its value and the end index."""
     quote, index = source[start], start + 1
@@ -169,24 +141,24 @@ def _read_string(source: str, start: int) -> tuple[str, int]:
             end = source.find("}", index)
             digits = source[index + 2 : end] if end > 0 else ""
             if not re.fullmatch(r"[0-9a-fA-F]{1,6}", digits) or int(digits, 16) > 0x10FFFF:
-                raise _error("invalid unicode escape in string", index)
+                raise error_at("invalid unicode escape in string", index)
             out.append(chr(int(digits, 16)))
             index = end + 1
         elif esc == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", source[index + 1 : index + 5]):
             out.append(chr(int(source[index + 1 : index + 5], 16)))
             index += 5
         elif esc in "xu" or esc.isdigit():
-            raise _error(f'invalid escape sequence "\\{esc}" in string', index)
+            raise error_at(f'invalid escape sequence "\\{esc}" in string', index)
         elif esc == "\n":  # line continuation
             index += 1
         else:
             out.append(esc)
             index += 1
-    raise _error("unterminated string", start + 1)
+    raise error_at("unterminated string", start + 1)
 
 
-def _tokenize(source: str) -> list[_Token]:
-    tokens: list[_Token] = []
+def _tokenize(source: str) -> list[Token]:
+    tokens: list[Token] = []
     index = 0
     while index < len(source):
         col = index + 1
@@ -196,7 +168,7 @@ def _tokenize(source: str) -> list[_Token]:
         char = source[index]
         if char in "\"'":
             value, index = _read_string(source, index)
-            tokens.append(_Token("str", source[col - 1 : index], col, value))
+            tokens.append(Token("str", source[col - 1 : index], col, value))
             continue
         if char in _DIGITS or (char == "." and source[index + 1 : index + 2] in _DIGITS):
             match = _NUMBER.match(source, index)
@@ -204,32 +176,32 @@ def _tokenize(source: str) -> list[_Token]:
             text = match.group(0)
             index = match.end()
             if index < len(source) and (source[index].isalnum() or source[index] in "_$"):
-                raise _error(f'invalid number "{text}{source[index]}"', col)
+                raise error_at(f'invalid number "{text}{source[index]}"', col)
             if text[:2].lower() in ("0x", "0b", "0o"):
                 number = as_double(int(text[2:], {"x": 16, "b": 2, "o": 8}[text[1].lower()]))
             else:
                 number = float(text)
-            tokens.append(_Token("num", text, col, number))
+            tokens.append(Token("num", text, col, number))
             continue
         if match := _NAME.match(source, index):
-            tokens.append(_Token("name", match.group(0), col))
+            tokens.append(Token("name", match.group(0), col))
             index = match.end()
             continue
         for text, message in _REJECTED.items():
             if source.startswith(text, index) and not (
                 text == "=" and source.startswith(("==", "=>"), index)
             ):
-                raise _error(message, col)
+                raise error_at(message, col)
         for text in _PUNCTUATORS:
             if source.startswith(text, index):
                 if text == "?." and source[index + 2 : index + 3].isdigit():
                     text = "?"  # `a ?.5 : b` is a conditional, as in JS
-                tokens.append(_Token("op", text, col))
+                tokens.append(Token("op", text, col))
                 index += len(text)
                 break
         else:
-            raise _error(f'unexpected "{char}"', col)
-    tokens.append(_Token("end", "", len(source) + 1))
+            raise error_at(f'unexpected "{char}"', col)
+    tokens.append(Token("end", "", len(source) + 1))
     return tokens
 
 
@@ -271,7 +243,7 @@ def _text(value: Any) -> str:
 
 def _checked(text: str) -> str:
     if len(text) > MAX_TEXT:
-        raise _JSError(f"the text would be longer than {MAX_TEXT} characters")
+        raise EvaluationError(f"the text would be longer than {MAX_TEXT} characters")
     return text
 
 
@@ -290,12 +262,7 @@ def _add(a: Any, b: Any) -> Any:
 
 
 def _divide(a: Any, b: Any) -> float:
-    x, y = to_number(a), to_number(b)
-    if y != 0:
-        return x / y
-    if x == 0 or math.isnan(x):
-        return math.nan
-    return math.copysign(math.inf, x) * math.copysign(1.0, y)
+    return divide(to_number(a), to_number(b))
 
 
 def _remainder(a: Any, b: Any) -> float:
@@ -306,29 +273,11 @@ def _remainder(a: Any, b: Any) -> float:
 
 
 def _power(a: Any, b: Any) -> float:
-    x, y = to_number(a), to_number(b)
-    if math.isnan(y) or (math.isinf(y) and abs(x) == 1):
-        return math.nan
-    if y == 0:
-        return 1.0
-    try:
-        result = math.pow(x, y)
-    except OverflowError:
-        return -math.inf if x < 0 and y.is_integer() and y % 2 == 1 else math.inf
-    except ValueError:  # 0 ** negative, or negative ** fraction
-        if x == 0:
-            odd = y.is_integer() and y % 2 == 1
-            return -math.inf if odd and math.copysign(1.0, x) < 0 else math.inf
-        return math.nan
-    return result
+    return power(to_number(a), to_number(b))
 
 
 def _int32(value: Any) -> int:
-    number = to_number(value)
-    if not math.isfinite(number):
-        return 0
-    result = int(number) & 0xFFFFFFFF
-    return result - 0x100000000 if result & 0x80000000 else result
+    return to_int32(to_number(value))
 
 
 def _strict_equal(a: Any, b: Any) -> bool:
@@ -429,7 +378,7 @@ def _member(target: Any, key: Any) -> Any:
     """`target[key]` for JSON values: a missing property is undefined, as in JS."""
     if target is None or target is UNDEFINED:
         name = _property_key(key)
-        raise _JSError(f"Cannot read properties of {_describe(target)} (reading '{name}')")
+        raise EvaluationError(f"Cannot read properties of {_describe(target)} (reading '{name}')")
     name = _property_key(key)
     if isinstance(target, dict):
         return target.get(name, UNDEFINED)
@@ -442,20 +391,6 @@ def _member(target: Any, key: Any) -> Any:
 
 
 # --- Formula.js argument conversions (its utils/common.js) -------------------------------------
-
-
-def _flatten(values: Iterable[Any]) -> list[Any]:
-    flat: list[Any] = []
-    stack = [iter(values)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            flat.append(item)
-        else:
-            stack.pop()
-    return flat
 
 
 def _parse_number(value: Any) -> float:
@@ -478,7 +413,7 @@ def _parse_string(value: Any) -> str:
 
 
 def _numbers(args: Iterable[Any]) -> list[float]:
-    return [as_double(v) for v in _flatten(args) if is_number(v)]
+    return [as_double(v) for v in flatten(args) if is_number(v)]
 
 
 def _round_decimal(number: float, digits: float, mode: str) -> float:
@@ -486,12 +421,7 @@ def _round_decimal(number: float, digits: float, mode: str) -> float:
         return number
     if not math.isfinite(digits):
         raise FormulaError("#NUM!", "the number of digits must be a finite number")
-    places = int(digits)
-    try:
-        value = Decimal(repr(number)).quantize(Decimal(1).scaleb(-places), mode, context=_DECIMALS)
-    except ArithmeticError:  # more digits than a double holds: nothing to round
-        return number
-    return float(value)
+    return round_decimal(number, int(digits), mode)
 
 
 def _rounder(mode: str) -> Callable[..., float]:
@@ -584,7 +514,7 @@ def _sum(*args: Any) -> float:
 
 
 def _product(*args: Any) -> float:
-    defined = [v for v in _flatten(args) if not is_nullish(v)]
+    defined = [v for v in flatten(args) if not is_nullish(v)]
     result = 1.0 if defined else 0.0
     for value in defined:
         result *= _parse_number(value)
@@ -592,7 +522,7 @@ def _product(*args: Any) -> float:
 
 
 def _sumproduct(*arrays: Any) -> float:
-    columns = [_flatten(a) if isinstance(a, list) else [a] for a in arrays]
+    columns = [flatten(a) if isinstance(a, list) else [a] for a in arrays]
     if any(len(column) != len(columns[0]) for column in columns):
         raise _value_error("SUMPRODUCT needs arrays of the same length")
     total = 0.0
@@ -628,7 +558,7 @@ def _extreme(pick: Callable[[list[float]], float]) -> Callable[..., float]:
 
 
 def _counta(*args: Any) -> float:
-    return float(sum(1 for v in _flatten(args) if not is_nullish(v) and v != ""))
+    return float(sum(1 for v in flatten(args) if not is_nullish(v) and v != ""))
 
 
 def _sign(value: Any) -> float:
@@ -673,7 +603,7 @@ def _ifs(*args: Any) -> Any:
 
 def _logical(name: str, combine: Callable[[list[bool]], Any]) -> Callable[..., Any]:
     def run(*args: Any) -> Any:
-        values = [truthy(v) for v in _flatten(args) if not (is_nullish(v) or isinstance(v, str))]
+        values = [truthy(v) for v in flatten(args) if not (is_nullish(v) or isinstance(v, str))]
         if not values:
             raise _value_error(f"{name} got no logical values")
         return combine(values)
@@ -701,7 +631,7 @@ def _switch(target: Any, *cases: Any) -> Any:
 
 def _concatenate(*args: Any) -> str:
     parts = []
-    for value in _flatten(args):
+    for value in flatten(args):
         if isinstance(value, bool):
             parts.append("TRUE" if value else "FALSE")
         else:
@@ -710,7 +640,7 @@ def _concatenate(*args: Any) -> str:
 
 
 def _textjoin(delimiter: Any, ignore_empty: Any, *args: Any) -> str:
-    values = [_parse_string(v) for v in _flatten(args)]
+    values = [_parse_string(v) for v in flatten(args)]
     if truthy(ignore_empty):
         values = [v for v in values if v != ""]
     return _checked(_parse_string(delimiter).join(values))
@@ -804,7 +734,7 @@ def _fixed(number: float, decimals: float, no_commas: bool) -> str:
         text = number_to_string(_round_decimal(number / factor, 0, ROUND_HALF_UP) * factor)
     else:
         quantum = Decimal(1).scaleb(-int(decimals))
-        exact = Decimal(number).quantize(quantum, ROUND_HALF_UP, context=_DECIMALS)
+        exact = Decimal(number).quantize(quantum, ROUND_HALF_UP, context=DECIMAL_CONTEXT)
         text = f"{exact:f}"
     if not no_commas:
         whole, dot, fraction = text.partition(".")
@@ -859,7 +789,7 @@ def _rept(text: Any, times: Any) -> str:
     if count < 0:
         raise _value_error("REPT needs a count of 0 or more")
     if value and count * len(value) > MAX_TEXT:
-        raise _JSError(f"the text would be longer than {MAX_TEXT} characters")
+        raise EvaluationError(f"the text would be longer than {MAX_TEXT} characters")
     return value * int(count)
 
 
@@ -977,13 +907,6 @@ def _days(end: Any, start: Any) -> float:
 # --- the function table ------------------------------------------------------------------------
 
 
-class _Function(NamedTuple):
-    run: Callable[..., Any]
-    min_args: int = 1
-    max_args: int | None = 1  # None: any number
-    lazy: bool = False  # gets thunks: catches errors of its first argument
-
-
 class _FunctionValue:
     """What a function name is when read as a value (only `typeof` can see it)."""
 
@@ -1004,86 +927,86 @@ def _iserror(value: Callable[[], Any]) -> bool:
     return False
 
 
-_FUNCTIONS: dict[str, _Function] = {
+_FUNCTIONS: dict[str, Function] = {
     # logical
-    "IF": _Function(_if, 2, 3),
-    "IFS": _Function(_ifs, 2, None),
-    "AND": _Function(_logical("AND", all), 1, None),
-    "OR": _Function(_logical("OR", any), 0, None),
-    "XOR": _Function(_logical("XOR", lambda vs: sum(vs) % 2 == 1), 0, None),
-    "NOT": _Function(_not),
-    "TRUE": _Function(lambda: True, 0, 0),
-    "FALSE": _Function(lambda: False, 0, 0),
-    "IFERROR": _Function(_iferror, 2, 2, lazy=True),
-    "SWITCH": _Function(_switch, 2, None),
+    "IF": Function(_if, 2, 3),
+    "IFS": Function(_ifs, 2, None),
+    "AND": Function(_logical("AND", all), 1, None),
+    "OR": Function(_logical("OR", any), 0, None),
+    "XOR": Function(_logical("XOR", lambda vs: sum(vs) % 2 == 1), 0, None),
+    "NOT": Function(_not),
+    "TRUE": Function(lambda: True, 0, 0),
+    "FALSE": Function(lambda: False, 0, 0),
+    "IFERROR": Function(_iferror, 2, 2, lazy=True),
+    "SWITCH": Function(_switch, 2, None),
     # math
-    "SUM": _Function(_sum, 0, None),
-    "SUMPRODUCT": _Function(_sumproduct, 1, None),
-    "PRODUCT": _Function(_product, 0, None),
-    "AVERAGE": _Function(_average, 1, None),
-    "MEDIAN": _Function(_median, 1, None),
-    "MIN": _Function(_extreme(min), 0, None),
-    "MAX": _Function(_extreme(max), 0, None),
-    "COUNT": _Function(lambda *args: float(len(_numbers(args))), 0, None),
-    "COUNTA": _Function(_counta, 0, None),
-    "ROUND": _Function(_rounder(ROUND_HALF_UP), 1, 2),
-    "ROUNDUP": _Function(_rounder(ROUND_UP), 1, 2),
-    "ROUNDDOWN": _Function(_rounder(ROUND_DOWN), 1, 2),
-    "TRUNC": _Function(_truncate, 1, 2),
-    "INT": _Function(lambda v: float(math.floor(_parse_number(v)))),
-    "ABS": _Function(lambda v: abs(_parse_number(v))),
-    "SIGN": _Function(_sign),
-    "CEILING": _Function(_ceiling, 1, 3),
-    "FLOOR": _Function(_floor, 1, 2),
-    "MOD": _Function(_mod, 2, 2),
-    "POWER": _Function(_power_function, 2, 2),
-    "SQRT": _Function(_sqrt),
-    "EXP": _Function(lambda v: _power(math.e, _parse_number(v))),
-    "LN": _Function(_log_function(math.log, "LN")),
-    "LOG10": _Function(_log_function(math.log10, "LOG10")),
-    "LOG": _Function(_log, 1, 2),
-    "PI": _Function(lambda: math.pi, 0, 0),
+    "SUM": Function(_sum, 0, None),
+    "SUMPRODUCT": Function(_sumproduct, 1, None),
+    "PRODUCT": Function(_product, 0, None),
+    "AVERAGE": Function(_average, 1, None),
+    "MEDIAN": Function(_median, 1, None),
+    "MIN": Function(_extreme(min), 0, None),
+    "MAX": Function(_extreme(max), 0, None),
+    "COUNT": Function(lambda *args: float(len(_numbers(args))), 0, None),
+    "COUNTA": Function(_counta, 0, None),
+    "ROUND": Function(_rounder(ROUND_HALF_UP), 1, 2),
+    "ROUNDUP": Function(_rounder(ROUND_UP), 1, 2),
+    "ROUNDDOWN": Function(_rounder(ROUND_DOWN), 1, 2),
+    "TRUNC": Function(_truncate, 1, 2),
+    "INT": Function(lambda v: float(math.floor(_parse_number(v)))),
+    "ABS": Function(lambda v: abs(_parse_number(v))),
+    "SIGN": Function(_sign),
+    "CEILING": Function(_ceiling, 1, 3),
+    "FLOOR": Function(_floor, 1, 2),
+    "MOD": Function(_mod, 2, 2),
+    "POWER": Function(_power_function, 2, 2),
+    "SQRT": Function(_sqrt),
+    "EXP": Function(lambda v: _power(math.e, _parse_number(v))),
+    "LN": Function(_log_function(math.log, "LN")),
+    "LOG10": Function(_log_function(math.log10, "LOG10")),
+    "LOG": Function(_log, 1, 2),
+    "PI": Function(lambda: math.pi, 0, 0),
     # text
-    "CONCATENATE": _Function(_concatenate, 0, None),
-    "CONCAT": _Function(_concatenate, 0, None),
-    "TEXTJOIN": _Function(_textjoin, 3, None),
-    "LEN": _Function(_len),
-    "UPPER": _Function(lambda v: _parse_string(v).upper()),
-    "LOWER": _Function(lambda v: _parse_string(v).lower()),
-    "PROPER": _Function(_proper),
-    "TRIM": _Function(_trim),
-    "LEFT": _Function(_left, 1, 2),
-    "RIGHT": _Function(_right, 1, 2),
-    "MID": _Function(_mid, 3, 3),
-    "SUBSTITUTE": _Function(_substitute, 3, 4),
-    "REPLACE": _Function(_replace, 4, 4),
-    "FIND": _Function(_find, 2, 3),
-    "SEARCH": _Function(lambda a, b, s=1.0: _find(a, b, s, fold=True), 2, 3),
-    "TEXT": _Function(_text_function, 1, 2),
-    "VALUE": _Function(_value),
-    "EXACT": _Function(_exact, 2, 2),
-    "REPT": _Function(_rept, 2, 2),
-    "T": _Function(_t),
+    "CONCATENATE": Function(_concatenate, 0, None),
+    "CONCAT": Function(_concatenate, 0, None),
+    "TEXTJOIN": Function(_textjoin, 3, None),
+    "LEN": Function(_len),
+    "UPPER": Function(lambda v: _parse_string(v).upper()),
+    "LOWER": Function(lambda v: _parse_string(v).lower()),
+    "PROPER": Function(_proper),
+    "TRIM": Function(_trim),
+    "LEFT": Function(_left, 1, 2),
+    "RIGHT": Function(_right, 1, 2),
+    "MID": Function(_mid, 3, 3),
+    "SUBSTITUTE": Function(_substitute, 3, 4),
+    "REPLACE": Function(_replace, 4, 4),
+    "FIND": Function(_find, 2, 3),
+    "SEARCH": Function(lambda a, b, s=1.0: _find(a, b, s, fold=True), 2, 3),
+    "TEXT": Function(_text_function, 1, 2),
+    "VALUE": Function(_value),
+    "EXACT": Function(_exact, 2, 2),
+    "REPT": Function(_rept, 2, 2),
+    "T": Function(_t),
     # information
-    "ISBLANK": _Function(lambda v: v is None),
-    "ISNUMBER": _Function(_is_number),
-    "ISTEXT": _Function(lambda v: isinstance(v, str)),
-    "ISLOGICAL": _Function(lambda v: isinstance(v, bool)),
-    "ISEVEN": _Function(lambda v: _parity(v, odd=False)),
-    "ISODD": _Function(lambda v: _parity(v, odd=True)),
-    "ISERROR": _Function(_iserror, 1, 1, lazy=True),
+    "ISBLANK": Function(lambda v: v is None),
+    "ISNUMBER": Function(_is_number),
+    "ISTEXT": Function(lambda v: isinstance(v, str)),
+    "ISLOGICAL": Function(lambda v: isinstance(v, bool)),
+    "ISEVEN": Function(lambda v: _parity(v, odd=False)),
+    "ISODD": Function(lambda v: _parity(v, odd=True)),
+    "ISERROR": Function(_iserror, 1, 1, lazy=True),
     # dates
-    "NOW": _Function(_now, 0, 0),
-    "TODAY": _Function(_today, 0, 0),
-    "DATE": _Function(_date, 3, 3),
-    "YEAR": _Function(_date_part(lambda d: d.year)),
-    "MONTH": _Function(_date_part(lambda d: d.month)),
-    "DAY": _Function(_date_part(lambda d: d.day)),
-    "HOUR": _Function(_date_part(lambda d: d.hour)),
-    "MINUTE": _Function(_date_part(lambda d: d.minute)),
-    "SECOND": _Function(_date_part(lambda d: d.second)),
-    "WEEKDAY": _Function(_weekday, 1, 2),
-    "DAYS": _Function(_days, 2, 2),
+    "NOW": Function(_now, 0, 0),
+    "TODAY": Function(_today, 0, 0),
+    "DATE": Function(_date, 3, 3),
+    "YEAR": Function(_date_part(lambda d: d.year)),
+    "MONTH": Function(_date_part(lambda d: d.month)),
+    "DAY": Function(_date_part(lambda d: d.day)),
+    "HOUR": Function(_date_part(lambda d: d.hour)),
+    "MINUTE": Function(_date_part(lambda d: d.minute)),
+    "SECOND": Function(_date_part(lambda d: d.second)),
+    "WEEKDAY": Function(_weekday, 1, 2),
+    "DAYS": Function(_days, 2, 2),
 }
 
 #: Every function a `formula.js` expression may call (the docs list the same).
@@ -1097,7 +1020,6 @@ _LITERALS: dict[str, Any] = {
     "NaN": math.nan,
     "Infinity": math.inf,
 }
-_PLACEHOLDER = re.compile(r"\$\$[0-9]+")
 _RESERVED = frozenset(
     [
         "new",
@@ -1141,10 +1063,11 @@ _RESERVED = frozenset(
 
 @contextmanager
 def _at(col: int, where: str = "") -> Iterator[None]:
+    """`at`, and an error value learns where it was raised but travels on:
+    IFERROR and ISERROR may catch it."""
     try:
-        yield
-    except _JSError as exc:
-        raise ExpressionError(f"{where}{exc} at column {col}") from None
+        with at(col, where):
+            yield
     except FormulaError as exc:
         if not exc.where:
             exc.where = f"{where}" if where else ""
@@ -1169,20 +1092,10 @@ class _Unary(_Node):
             return _UNARY[self.op](value)
 
 
-@dataclass(frozen=True, slots=True)
-class _Chain(_Node):
-    """Left-associative operators of one precedence level, n-ary so long chains stay shallow."""
-
-    first: _Node
-    rest: tuple[tuple[str, int, _Node], ...]
-
-    def evaluate(self, values: Values) -> Any:
-        result = self.first.evaluate(values)
-        for op, col, node in self.rest:
-            right = node.evaluate(values)
-            with _at(col):
-                result = _BINARY[op](result, right)
-        return result
+class _Chain(Chain):
+    # Binary operators raise no error values (FormulaError): `at` is enough.
+    __slots__ = ()
+    operators = _BINARY
 
 
 @dataclass(frozen=True, slots=True)
@@ -1206,17 +1119,6 @@ class _Logical(_Node):
 
 
 @dataclass(frozen=True, slots=True)
-class _Conditional(_Node):
-    test: _Node
-    then: _Node
-    otherwise: _Node
-
-    def evaluate(self, values: Values) -> Any:
-        branch = self.then if truthy(self.test.evaluate(values)) else self.otherwise
-        return branch.evaluate(values)
-
-
-@dataclass(frozen=True, slots=True)
 class _Member(_Node):
     target: _Node
     key: _Node
@@ -1234,7 +1136,7 @@ class _Member(_Node):
 @dataclass(frozen=True, slots=True)
 class _Call(_Node):
     name: str
-    function: _Function
+    function: Function
     args: tuple[_Node, ...]
 
     def evaluate(self, values: Values) -> Any:
@@ -1273,53 +1175,17 @@ _TERNARY_POWER = 2
 _PREFIX = ("!", "-", "+", "~")
 
 
-class _Parser:
+class _Parser(Parser[Token]):
+    trailing_comma = True  # as in JavaScript
+
     def __init__(self, source: str) -> None:
-        self._tokens = _tokenize(source)
-        self._pos = 0
-        self._depth = 0
+        super().__init__(source)
         self._parenthesized: set[int] = set()  # ids of nodes written inside (...)
-        self.placeholders: set[str] = set()
 
-    def parse(self) -> _Node:
-        if self._peek().kind == "end":
-            raise ExpressionError("the expression is empty")
-        node = self._expression(0)
-        if (token := self._peek()).kind != "end":
-            raise self._unexpected(token)
-        return node
+    def _tokenize(self, source: str) -> list[Token]:
+        return _tokenize(source)
 
-    def _peek(self) -> _Token:
-        return self._tokens[self._pos]
-
-    def _advance(self) -> _Token:
-        token = self._tokens[self._pos]
-        self._pos += token.kind != "end"
-        return token
-
-    @contextmanager
-    def _nested(self, col: int) -> Iterator[None]:
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            raise _error(f"the expression is nested more than {MAX_DEPTH} levels deep", col)
-        try:
-            yield
-        finally:
-            self._depth -= 1
-
-    @staticmethod
-    def _unexpected(token: _Token, expected: str = "") -> ExpressionError:
-        if expected:
-            return _error(f"expected {expected} but found {token.shown()}", token.col)
-        return _error(f"unexpected {token.shown()}", token.col)
-
-    def _expect(self, text: str) -> _Token:
-        token = self._advance()
-        if not token.is_op(text):
-            raise self._unexpected(token, f'"{text}"')
-        return token
-
-    def _expression(self, min_power: int) -> _Node:
+    def _expression(self, min_power: int = 0) -> _Node:
         with self._nested(self._peek().col):
             left = self._unary()
             chain: _Chain | None = None  # the chain this loop is building, if any
@@ -1331,7 +1197,7 @@ class _Parser:
                     then = self._expression(0)
                     self._expect(":")
                     otherwise = self._expression(_TERNARY_POWER)
-                    left = _Conditional(token.col, left, then, otherwise)
+                    left = Conditional(token.col, left, then, otherwise)
                     chain = logical = None
                     continue
                 if token.kind != "op" or token.text not in _BINDING:
@@ -1339,7 +1205,7 @@ class _Parser:
                         hint = "an operator or a comma is missing"
                         if token.kind == "name" and token.text in ("in", "instanceof"):
                             hint = f'"{token.text}" is not supported'
-                        raise _error(f"unexpected {token.shown()} ({hint})", token.col)
+                        raise error_at(f"unexpected {token.shown()} ({hint})", token.col)
                     return left
                 power, kind = _BINDING[token.text]
                 if power <= min_power and not (kind == "right" and power == min_power):
@@ -1347,7 +1213,7 @@ class _Parser:
                 self._advance()
                 if kind == "right":
                     if isinstance(left, _Unary) and id(left) not in self._parenthesized:
-                        raise _error(
+                        raise error_at(
                             'a unary operator before "**" needs parentheses, e.g. (-2) ** 2',
                             token.col,
                         )
@@ -1385,43 +1251,21 @@ class _Parser:
             with self._nested(token.col):
                 return _Unary(token.col, token.text, self._unary())
         if token.kind == "name" and token.text in ("void", "delete", "new", "await"):
-            raise _error(f'"{token.text}" is not supported', token.col)
+            raise error_at(f'"{token.text}" is not supported', token.col)
         return self._postfix()
 
     def _postfix(self) -> _Node:
-        token = self._advance()
-        node: _Node
-        if token.kind in ("num", "str"):
-            node = _Const(token.col, token.value)
-        elif token.kind == "name":
-            node = self._name(token)
-        elif token.is_op("("):
-            if self._peek().is_op(")"):
-                raise _error("empty parentheses (arrow functions are not supported)", token.col)
-            node = self._expression(0)
-            if self._peek().is_op(","):
-                raise _error("the comma operator is not supported", self._peek().col)
-            self._expect(")")
-            self._parenthesized.add(id(node))
-        elif token.is_op("["):
-            node = _ArrayLit(token.col, self._sequence("]", lambda: self._expression(0)))
-        elif token.is_op("{"):
-            node = _ObjectLit(token.col, self._sequence("}", self._entry))
-        else:
-            raise self._unexpected(token)
-        return self._accessors(node)
+        return self._accessors(self._primary(self._advance()))
 
-    def _sequence(self, close: str, parse_item: Callable[[], Any]) -> tuple[Any, ...]:
-        items: list[Any] = []
-        while not self._peek().is_op(close):
-            items.append(parse_item())
-            if not self._peek().is_op(","):
-                break
-            self._advance()  # a trailing comma is allowed, as in JS
-        token = self._advance()
-        if not token.is_op(close):
-            raise self._unexpected(token, f'"," or "{close}"')
-        return tuple(items)
+    def _group(self, token: Token) -> _Node:
+        if self._peek().is_op(")"):
+            raise error_at("empty parentheses (arrow functions are not supported)", token.col)
+        node = self._expression(0)
+        if self._peek().is_op(","):
+            raise error_at("the comma operator is not supported", self._peek().col)
+        self._expect(")")
+        self._parenthesized.add(id(node))
+        return node
 
     def _entry(self) -> tuple[str, _Node]:
         key = self._advance()
@@ -1436,7 +1280,7 @@ class _Parser:
         self._expect(":")
         return name, self._expression(0)
 
-    def _name(self, token: _Token) -> _Node:
+    def _name(self, token: Token) -> _Node:
         name = token.text
         if self._peek().is_op("("):
             spec = _FUNCTIONS.get(name)
@@ -1444,30 +1288,21 @@ class _Parser:
                 message = f'unknown function "{name}" at column {token.col}{_suggest(name)}'
                 raise ExpressionError(message)
             self._advance()
-            args = self._sequence(")", lambda: self._expression(0))
-            most = len(args) if spec.max_args is None else spec.max_args
-            if len(args) < spec.min_args or len(args) > most:
-                if spec.max_args is None:
-                    expected = f"at least {spec.min_args}"
-                elif spec.min_args == spec.max_args:
-                    expected = str(spec.min_args)
-                else:
-                    expected = f"{spec.min_args} to {spec.max_args}"
-                raise _error(
-                    f'function "{name}" takes {expected} argument(s), got {len(args)}', token.col
-                )
+            args = self._sequence(")", self._expression)
+            if not spec.takes(len(args)):
+                message = f'function "{name}" takes {spec.expected()} argument(s)'
+                raise error_at(f"{message}, got {len(args)}", token.col)
             return _Call(token.col, name, spec, args)
         if name in _LITERALS:
             return _Const(token.col, _LITERALS[name])
-        if _PLACEHOLDER.fullmatch(name):
-            self.placeholders.add(name)
-            return _Placeholder(token.col, name)
+        if placeholder := self._placeholder(token):
+            return placeholder
         if name in _FUNCTIONS:
             return _FunctionName(token.col)
         if name in _RESERVED:
-            raise _error(f'"{name}" is not supported', token.col)
+            raise error_at(f'"{name}" is not supported', token.col)
         upper = f' (did you mean "{name.upper()}(...)"?)' if name.upper() in _FUNCTIONS else ""
-        raise _error(
+        raise error_at(
             f'unknown name "{name}"{upper}; an expression may use {{{{variables}}}}, literals '
             "and calls of the supported functions",
             token.col,
@@ -1495,7 +1330,7 @@ class _Parser:
                 self._expect("]")
                 node = _Member(token.col, node, key, False)
             elif token.is_op("("):
-                raise _error(
+                raise error_at(
                     "calling methods is not supported; use a supported function instead",
                     token.col,
                 )
@@ -1526,46 +1361,22 @@ def _normalise(value: Any, top: bool = True) -> Any:
     return value
 
 
-class CompiledFormula:
-    """A parsed expression; immutable, so one instance serves every execution."""
+class CompiledFormula(CompiledProgram):
+    """A parsed formula.js expression."""
 
-    __slots__ = ("_root", "placeholders", "source")
-
-    def __init__(self, source: str, root: _Node, placeholders: frozenset[str]) -> None:
-        self.source = source
-        self.placeholders = placeholders
-        self._root = root
-
-    def __repr__(self) -> str:
-        return f"CompiledFormula({self.source!r})"
-
-    def __reduce__(self) -> tuple[Callable[[str], CompiledFormula], tuple[str]]:
-        return compile_formulajs, (self.source,)
+    __slots__ = ()
+    parser = _Parser
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
-        if missing := sorted(self.placeholders.difference(values)):
-            raise ExpressionError("no value was supplied for " + ", ".join(missing))
         try:
-            return _normalise(self._root.evaluate(values))
-        except ExpressionError:
-            raise
+            return super().evaluate(values)
         except FormulaError as exc:
             raise ExpressionError(str(exc)) from None
-        except RecursionError:
-            raise ExpressionError("a value is nested too deeply to evaluate") from None
-        except (ArithmeticError, TypeError, ValueError) as exc:
-            raise ExpressionError(f"cannot evaluate the expression: {exc}") from exc
+
+    def _result(self, value: Any) -> Any:
+        return _normalise(value)
 
 
 def compile_formulajs(source: str) -> CompiledFormula:
     """Parse ``source`` once, rejecting anything outside the supported subset."""
-    if len(source) > MAX_SOURCE_LENGTH:
-        raise ExpressionError(
-            f"the expression is too long ({len(source)} characters; "
-            f"the limit is {MAX_SOURCE_LENGTH})"
-        )
-    parser = _Parser(source)
-    root = parser.parse()
-    if _ast_depth(root) > MAX_DEPTH:
-        raise ExpressionError(f"the expression is nested more than {MAX_DEPTH} levels deep")
-    return CompiledFormula(source, root, frozenset(parser.placeholders))
+    return CompiledFormula.from_source(source)

@@ -16,17 +16,30 @@ from typing import Any
 
 RESULT_DECIMALS = 9
 MAX_SAFE_INTEGER = 2**53
-_NINE = Decimal(1).scaleb(-RESULT_DECIMALS)
-_DECIMALS = Context(prec=400)  # enough digits to quantize any finite double
+#: Enough digits to quantize any finite double.
+DECIMAL_CONTEXT = Context(prec=400)
+
+
+def round_decimal(value: float, places: int, mode: str = ROUND_HALF_UP) -> float:
+    """`value` rounded to `places` decimals (a negative count rounds to tens,
+    hundreds...) in decimal, the way both evaluators' ROUND functions round.
+    NaN, ±Infinity and a count beyond what a double holds leave it unchanged."""
+    if not math.isfinite(value):
+        return value
+    try:
+        # repr is the shortest round-tripping decimal, as JavaScript prints it,
+        # so 1.005 rounds to 1.01 and 0.0000000005 to 0.000000001.
+        step = Decimal(1).scaleb(-places)
+        return float(Decimal(repr(value)).quantize(step, mode, context=DECIMAL_CONTEXT))
+    except ArithmeticError:
+        return value
 
 
 def round_result(value: float) -> float | int | None:
     """A number result as NocoBase gives it: rounded to 9 decimals."""
     if not math.isfinite(value):
         return None
-    # repr is the shortest round-tripping decimal, as JavaScript prints it, so
-    # 0.0000000005 rounds up as mathjs's decimal rounding does.
-    return plain_number(float(Decimal(repr(value)).quantize(_NINE, ROUND_HALF_UP, _DECIMALS)))
+    return plain_number(round_decimal(value, RESULT_DECIMALS))
 
 
 def plain_number(value: float) -> float | int | None:

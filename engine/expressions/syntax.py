@@ -1,13 +1,33 @@
 """The syntax-tree nodes the math.js and formula.js evaluators share: leaves,
-array and object literals, and the depth check every compiled tree passes."""
+array and object literals, operator chains and conditionals, how a node says
+where an evaluation error happened, and the depth check every compiled tree passes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
+
+from engine.expressions import ExpressionError
+from engine.jsvalues import truthy
 
 Values = Mapping[str, Any]
+
+
+class EvaluationError(Exception):
+    """A value helper's complaint, still without a place: the node that called
+    the helper adds where (`at`) and makes it an ExpressionError."""
+
+
+@contextmanager
+def at(column: int, where: str = "") -> Iterator[None]:
+    """Turn an EvaluationError into an ExpressionError that says where it happened;
+    `where` names the function (`"sqrt(): "`), empty for operators."""
+    try:
+        yield
+    except EvaluationError as exc:
+        raise ExpressionError(f"{where}{exc} at column {column}", column) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +68,37 @@ class ObjectLit(Node):
 
     def evaluate(self, values: Values) -> Any:
         return {key: node.evaluate(values) for key, node in self.entries}
+
+
+@dataclass(frozen=True, slots=True)
+class Chain(Node):
+    """Left-associative binary operators of one precedence level, n-ary so that
+    `a + b + c + ...` stays shallow. A language subclasses it with its operators."""
+
+    first: Node
+    rest: tuple[tuple[str, int, Node], ...]  # (operator, its column, right operand)
+    operators: ClassVar[Mapping[str, Callable[[Any, Any], Any]]]
+
+    def evaluate(self, values: Values) -> Any:
+        result = self.first.evaluate(values)
+        for op, col, node in self.rest:
+            right = node.evaluate(values)
+            with at(col):
+                result = self.operators[op](result, right)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Conditional(Node):
+    """`test ? then : otherwise`, by JavaScript truthiness in both languages."""
+
+    test: Node
+    then: Node
+    otherwise: Node
+
+    def evaluate(self, values: Values) -> Any:
+        branch = self.then if truthy(self.test.evaluate(values)) else self.otherwise
+        return branch.evaluate(values)
 
 
 def ast_depth(root: Node) -> int:

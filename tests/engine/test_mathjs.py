@@ -10,14 +10,9 @@ from typing import Any
 
 import pytest
 
-from engine.expressions.mathjs import (
-    MAX_DEPTH,
-    MAX_SOURCE_LENGTH,
-    SUPPORTED_FUNCTIONS,
-    CompiledMathjs,
-    ExpressionError,
-    compile_mathjs,
-)
+from engine.expressions import ExpressionError
+from engine.expressions.language import MAX_DEPTH, MAX_SOURCE_LENGTH
+from engine.expressions.mathjs import SUPPORTED_FUNCTIONS, CompiledMathjs, compile_mathjs
 
 VALUES: dict[str, Any] = {
     "$$0": [10, 20, 30],

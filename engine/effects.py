@@ -89,6 +89,17 @@ class MailDelivery(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScriptCall:
+    """One script to run: its body (of an async function), the argument `names`
+    and their values (`arguments`, JSON text of a list), and the wall timeout."""
+
+    content: str
+    names: list[str]
+    arguments: str
+    timeout_ms: int
+
+
 class ScriptOutcome(Protocol):
     """What one script run gave: `value` (JSON text) or `error` (the job result
     of a failure), and its console lines."""
@@ -110,17 +121,8 @@ class ScriptSandbox(Protocol):
         """Why `content`, the body of an async function of `names`, does not compile."""
         ...
 
-    async def run(
-        self,
-        effects: Effects,
-        execution: Execution,
-        *,
-        content: str,
-        names: list[str],
-        arguments: str,
-        timeout_ms: int,
-    ) -> ScriptOutcome:
-        """Run one script body for `execution` (arguments: JSON text of a list)."""
+    async def run(self, effects: Effects, execution: Execution, call: ScriptCall) -> ScriptOutcome:
+        """Run one script for `execution`, within its CPU allowance."""
         ...
 
 

@@ -5,7 +5,7 @@ the process's `Effects`; the per-execution CPU allowance is charged here.
 
 from __future__ import annotations
 
-from engine.effects import Effects
+from engine.effects import Effects, ScriptCall
 from engine.records import Execution
 from engine.settings import Settings
 from integrations.sandbox.inline import InlineSandbox
@@ -20,24 +20,15 @@ class ScriptSandbox:
     def syntax_problem(self, names: tuple[str, ...], content: str) -> str | None:
         return syntax_error(names, content)
 
-    async def run(
-        self,
-        effects: Effects,
-        execution: Execution,
-        *,
-        content: str,
-        names: list[str],
-        arguments: str,
-        timeout_ms: int,
-    ) -> ScriptOutcome:
+    async def run(self, effects: Effects, execution: Execution, call: ScriptCall) -> ScriptOutcome:
         sandbox = await effects.client("script", open_sandbox, close_sandbox)
         if sandbox.budgets.exhausted(execution.id):
             return ScriptOutcome(error=cpu_error(sandbox.budgets.allowance_ms))
         script = ScriptRun(
-            content=content,
-            names=names,
-            arguments=arguments,
-            timeout_ms=timeout_ms,
+            content=call.content,
+            names=call.names,
+            arguments=call.arguments,
+            timeout_ms=call.timeout_ms,
             cpu_ms=sandbox.budgets.left(execution.id),
         )
         return await sandbox.run(execution.key, execution.id, script)

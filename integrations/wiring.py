@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import engine.effects
-from engine.effects import Effects, Integrations, ScriptOutcome
+from engine.effects import Effects, Integrations, ScriptCall, ScriptOutcome
 from engine.records import Execution
 
 
@@ -51,26 +51,10 @@ class _Scripts:
 
         return ScriptSandbox().syntax_problem(names, content)
 
-    async def run(
-        self,
-        effects: Effects,
-        execution: Execution,
-        *,
-        content: str,
-        names: list[str],
-        arguments: str,
-        timeout_ms: int,
-    ) -> ScriptOutcome:
+    async def run(self, effects: Effects, execution: Execution, call: ScriptCall) -> ScriptOutcome:
         from integrations.scripts import ScriptSandbox
 
-        return await ScriptSandbox().run(
-            effects,
-            execution,
-            content=content,
-            names=names,
-            arguments=arguments,
-            timeout_ms=timeout_ms,
-        )
+        return await ScriptSandbox().run(effects, execution, call)
 
 
 INTEGRATIONS = Integrations(http=_Http(), sql=_Sql(), mail=_Mail(), scripts=_Scripts())

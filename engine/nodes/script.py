@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from engine.definition import NameValue
-from engine.effects import installed
+from engine.effects import ScriptCall, installed
 from engine.jsvalues import iso_datetime
 from engine.nodes.base import (
     CompiledNode,
@@ -148,14 +148,14 @@ class Script(Instruction):
             job.result = {"message": f"an argument is not a JSON value: {exc}"}
             job.status = Status.RESOLVED if keep_going else Status.ERROR
             return
-        outcome = await run.effects.integrations.scripts.run(
-            run.effects,
-            run.execution_record,
+        call = ScriptCall(
             content=node.config.content,
             names=names,
             arguments=values,
             timeout_ms=_timeout_ms(config.get("timeout")),
         )
+        scripts = run.effects.integrations.scripts
+        outcome = await scripts.run(run.effects, run.execution_record, call)
         job.log = "\n".join(outcome.log) or None
         if outcome.error is not None:
             job.result = outcome.error

@@ -71,8 +71,8 @@ from integrations.wiring import install
 install()
 nodes = [
     {"key": "q", "type": "sql", "config": {"sql": "select 1"}},
-    {"key": "m", "type": "mailer", "config": {
-        "provider": {"host": "smtp.example.com"}, "from": "a@example.com", "to": ["b@example.com"]}},
+    {"key": "m", "type": "mailer", "config": {"provider": {"host": "smtp.example.com"},
+                                             "from": "a@example.com", "to": ["b@example.com"]}},
 ]
 import json
 (definition,) = decode_definitions(json.dumps({"key": "k", "nodes": nodes}))

@@ -159,13 +159,14 @@ def installed() -> Integrations:
 class Effects:
     """Attributes: `settings` (allow-lists, data sources, limits), `subflows`,
     `integrations` (the process's installed ones unless given). Clients (the
-    request node's HTTP client, the sql node's pools, the script node's V8
-    threads) are opened on first use by `client`, inside the running event loop,
-    and closed by `aclose`.
+    request node's HTTP client, the sql node's pools, the script node's
+    sandboxes) are opened on first use by `client`, inside the running event
+    loop, and closed by `aclose`.
 
-    Example, in a node's `run`::
+    Example, in a node's `run` and in the integration it calls::
 
-        pool = await run.effects.client("sql:main", open_pool, close_pool)
+        rows, meta = await run.effects.integrations.sql.execute(run.effects, "main", text, None)
+        pool = await effects.client("sql:main", open_pool, close_pool)  # integrations/sql.py
     """
 
     def __init__(

@@ -38,6 +38,7 @@ from engine.records import Execution, TriggerEvent, new_execution_id, now
 from engine.redaction import SecretMask
 from engine.settings import Settings
 from engine.validation import compile_test_node
+from integrations.wiring import install as install_integrations
 from store.batching import PipelineBatcher
 from store.connection import connect, load_scripts
 from store.executions import ExecutionLog
@@ -67,7 +68,7 @@ class ExecutionActor:
         inbox = Inbox(self.redis, keys, batcher)
         metrics = MetricsBuffer(self.redis, keys)
         metrics.actor_started(f"ExecutionActor {executor_name(index)}")
-        self.effects = Effects(settings)
+        self.effects = Effects(settings, integrations=install_integrations())
         self.runs = Runs(
             settings,
             log=log,

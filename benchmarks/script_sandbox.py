@@ -16,9 +16,9 @@ import asyncio
 import statistics
 import time
 
-from engine.sandbox.inline import InlineSandbox
-from engine.sandbox.pool import SandboxPool
-from engine.sandbox.protocol import SandboxLimits, ScriptRun
+from integrations.sandbox.inline import InlineSandbox
+from integrations.sandbox.pool import SandboxPool
+from integrations.sandbox.protocol import SandboxLimits, ScriptRun
 
 LIMITS = SandboxLimits(heap_bytes=128 << 20, buffer_bytes=128 << 20, output_bytes=1 << 20)
 SCRIPT = ScriptRun(

@@ -16,6 +16,7 @@ from ingress.health import Health, Ready
 from ingress.metrics import MetricsResource, WebhookMetrics
 from ingress.services import Services
 from ingress.webhook import WebhookResource
+from integrations.wiring import install as install_integrations
 
 log = logging.getLogger("rayhook.ingress")
 
@@ -35,6 +36,7 @@ class Lifespan:
 
 def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     settings = settings or Settings.from_env()
+    install_integrations()  # the definition checks of the request and script nodes
     services = Services(settings)
     middleware: list[Any] = [Lifespan(services), AdminAuth(), WebhookMetrics()]
     app = falcon.asgi.App(middleware=middleware)

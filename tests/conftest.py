@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from deploy import processes
+from integrations.wiring import install as install_integrations
 from tests.flaky_server import Flaky
 
 REDIS_URL = os.environ.get("RAYHOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -34,6 +35,8 @@ os.environ.update(
     RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
     RAY_USAGE_STATS_ENABLED="0",
 )
+# The node tests validate and run workflows in this process, as an executor does.
+install_integrations()
 
 
 @pytest.fixture(scope="session")

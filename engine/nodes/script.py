@@ -5,10 +5,11 @@ body of an async function (so `return` gives the result and `await` works),
 `arguments` are templated and passed to it as variables, `timeout` limits it in
 ms, and with `continue` a failure still resolves, with the error as result.
 
-The sandbox is a bare V8 isolate (`mini-racer`): ECMAScript and `setTimeout`,
-no `require`, no file system, network or process, no access to rayhook. Every
-run gets a fresh isolate (nothing carries over between runs). Where it runs and
-what bounds it is `engine.sandbox`'s: by default a sandbox process that can be
+The sandbox is a bare V8 isolate (`mini-racer`, behind the `ScriptSandbox`
+integration: `integrations/scripts.py`): ECMAScript and `setTimeout`, no
+`require`, no file system, network or process, no access to rayhook. Every run
+gets a fresh isolate (nothing carries over between runs). Where it runs and what
+bounds it is `integrations.sandbox`'s: by default a sandbox process that can be
 lost without losing the executor, with caps on heap, array buffers, result size
 and the CPU time of the execution's scripts (RAYHOOK_SCRIPT_*), and a fair share
 of the sandboxes per workflow. The timeout is `timeout` (0 or unset:
@@ -27,6 +28,7 @@ from typing import Any
 import msgspec
 
 from engine.definition import NameValue
+from engine.effects import ScriptCall, installed
 from engine.jsvalues import iso_datetime
 from engine.nodes.base import (
     CompiledNode,
@@ -37,14 +39,7 @@ from engine.nodes.base import (
     WorkflowFacts,
 )
 from engine.records import Job
-from engine.sandbox.inline import InlineSandbox
-from engine.sandbox.pool import SandboxPool
-from engine.sandbox.protocol import SandboxLimits, ScriptOutcome, ScriptRun
-from engine.sandbox.v8 import LOG_LIMIT_CHARS, cpu_error, syntax_error
-from engine.settings import Settings
 from engine.status import Status
-
-__all__ = ["DEFAULT_TIMEOUT_MS", "LOG_LIMIT_CHARS", "Script", "syntax_error"]
 
 #: Used when `timeout` is 0 or unset (NocoBase would let the script run forever).
 DEFAULT_TIMEOUT_MS = 10_000
@@ -136,7 +131,7 @@ class Script(Instruction):
             raise NodeError("timeout", "must be a number of milliseconds")
         if isinstance(config.timeout, int) and config.timeout < 0:
             raise NodeError("timeout", "must be 0 (the default limit) or more milliseconds")
-        problem = syntax_error(tuple(names), config.content)
+        problem = installed().scripts.syntax_problem(tuple(names), config.content)
         if problem:
             raise NodeError("content", problem)
 
@@ -153,19 +148,14 @@ class Script(Instruction):
             job.result = {"message": f"an argument is not a JSON value: {exc}"}
             job.status = Status.RESOLVED if keep_going else Status.ERROR
             return
-        sandbox = await run.effects.client("script", open_sandbox, close_sandbox)
-        execution = run.execution_record
-        if sandbox.budgets.exhausted(execution.id):
-            outcome = ScriptOutcome(error=cpu_error(sandbox.budgets.allowance_ms))
-        else:
-            script = ScriptRun(
-                content=node.config.content,
-                names=names,
-                arguments=values,
-                timeout_ms=_timeout_ms(config.get("timeout")),
-                cpu_ms=sandbox.budgets.left(execution.id),
-            )
-            outcome = await sandbox.run(execution.key, execution.id, script)
+        call = ScriptCall(
+            content=node.config.content,
+            names=names,
+            arguments=values,
+            timeout_ms=_timeout_ms(config.get("timeout")),
+        )
+        scripts = run.effects.integrations.scripts
+        outcome = await scripts.run(run.effects, run.execution_record, call)
         job.log = "\n".join(outcome.log) or None
         if outcome.error is not None:
             job.result = outcome.error
@@ -174,26 +164,6 @@ class Script(Instruction):
         assert outcome.value is not None
         job.result = json.loads(outcome.value)
         job.status = Status.RESOLVED
-
-
-async def open_sandbox(settings: Settings) -> SandboxPool | InlineSandbox:
-    """Where this process runs scripts (RAYHOOK_SCRIPT_SANDBOX)."""
-    limits = SandboxLimits(
-        heap_bytes=settings.script_heap_bytes,
-        buffer_bytes=settings.script_buffer_bytes,
-        output_bytes=settings.script_output_bytes,
-    )
-    kind = SandboxPool if settings.script_sandbox == "process" else InlineSandbox
-    return kind(
-        limits,
-        size=settings.script_sandboxes,
-        share=settings.script_share,
-        cpu_ms=int(settings.script_cpu_per_execution * 1000),
-    )
-
-
-async def close_sandbox(sandbox: SandboxPool | InlineSandbox) -> None:
-    await sandbox.aclose()
 
 
 def _timeout_ms(value: Any) -> int:

@@ -3,7 +3,8 @@ result.
 
 Config fields are NocoBase's (`plugin-workflow-sql`). Data sources are named
 in the environment (`RAYHOOK_SQL_<NAME>=postgresql://...`, `main` the default);
-their connection pools (psycopg 3) live in the process's `Effects`.
+the `SqlQueries` integration (`integrations/sql.py`) runs the queries on their
+connection pools.
 
 Values reach the database only as bound parameters: each `:name` in the SQL
 becomes a parameter whose value is the templated `variables` entry `name`. The
@@ -20,21 +21,11 @@ as `\\x` hex. An empty SQL resolves with null; a database error is ERROR with
 
 from __future__ import annotations
 
-import functools
 import re
-import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any
-
-import psycopg
-from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.definition import NameValue
-from engine.jsvalues import iso_datetime
+from engine.effects import EffectFailed
 from engine.nodes.base import (
     CompiledNode,
     Instruction,
@@ -44,13 +35,9 @@ from engine.nodes.base import (
     WorkflowFacts,
 )
 from engine.records import Job
-from engine.settings import Settings
 from engine.status import Status
 
 DEFAULT_SOURCE = "main"
-POOL_MAX_SIZE = 10
-#: How long a query waits for a free connection before it fails.
-POOL_TIMEOUT_S = 10.0
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE = re.compile(r"\{\{\s*\$")
@@ -235,104 +222,13 @@ class Sql(Instruction):
             }
             return
         values = {str(v.get("name")): v.get("value") for v in config.get("variables") or []}
-        params = {n: _parameter(values.get(n)) for n in bound.names} if bound.names else None
-        opener = functools.partial(open_pool, name)
+        params = {n: values.get(n) for n in bound.names} if bound.names else None
         try:
-            pool = await run.effects.client(f"sql:{name}", opener, close_pool)
-            rows, meta = await execute(pool, bound.text, params)
-        except (psycopg.Error, PoolTimeout) as exc:
-            job.status = Status.ERROR
-            job.result = {"message": _message(exc, name)}
-            if getattr(exc, "sqlstate", None):
-                job.result["code"] = exc.sqlstate  # type: ignore[union-attr]
+            rows, meta = await run.effects.integrations.sql.execute(
+                run.effects, name, bound.text, params
+            )
+        except EffectFailed as failed:
+            job.status, job.result = Status.ERROR, failed.result
             return
         job.status = Status.RESOLVED
         job.result = [rows, meta] if config.get("withMeta") else rows
-
-
-async def open_pool(name: str, settings: Settings) -> AsyncConnectionPool:
-    pool: AsyncConnectionPool = AsyncConnectionPool(
-        settings.sql_sources[name],
-        min_size=1,
-        max_size=POOL_MAX_SIZE,
-        timeout=POOL_TIMEOUT_S,
-        # A connection broken since its last use (a database restart) is
-        # replaced rather than handed to a query.
-        check=AsyncConnectionPool.check_connection,
-        name=f"rayhook-sql-{name}",
-        open=False,
-    )
-    await pool.open()
-    return pool
-
-
-async def close_pool(pool: AsyncConnectionPool) -> None:
-    await pool.close()
-
-
-async def execute(
-    pool: AsyncConnectionPool, text: str, params: Mapping[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Run the statement(s) in one transaction; the last result's rows and meta."""
-    async with pool.connection() as conn, conn.cursor() as cursor:
-        await cursor.execute(text, params)
-        while cursor.nextset():  # several statements (no parameters): keep the last
-            pass
-        rows: list[dict[str, Any]] = []
-        fields: list[dict[str, Any]] = []
-        if cursor.description is not None:
-            names = [column.name for column in cursor.description]
-            fields = [{"name": c.name, "dataTypeID": c.type_code} for c in cursor.description]
-            rows = [
-                {k: json_value(v) for k, v in zip(names, row, strict=True)}
-                for row in await cursor.fetchall()
-            ]
-        status = cursor.statusmessage or ""
-        meta = {
-            "command": status.split(" ", 1)[0] or None,
-            "rowCount": cursor.rowcount if cursor.rowcount >= 0 else len(rows),
-            "fields": fields,
-        }
-    return rows, meta
-
-
-def _parameter(value: Any) -> Any:
-    """A templated value as a query parameter: objects (and arrays holding
-    objects) as jsonb, other arrays as PostgreSQL arrays, text as text of
-    unknown type (the server casts it to what the SQL needs)."""
-    if isinstance(value, dict):
-        return Jsonb(value)
-    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
-        return Jsonb(value)
-    return value
-
-
-def json_value(value: Any) -> Any:
-    """A database value as JSON (numbers as node-postgres gives them: exact
-    numerics as text)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return iso_datetime(value) if value.tzinfo is not None else value.isoformat()
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "\\x" + bytes(value).hex()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    return str(value)
-
-
-def _message(exc: BaseException, source: str) -> str:
-    if isinstance(exc, PoolTimeout):
-        return f'no connection to data source "{source}" within {POOL_TIMEOUT_S:g} s'
-    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
-    return str(primary or exc).strip() or type(exc).__name__

@@ -17,10 +17,11 @@ import httpcore
 import pytest
 
 from engine.effects import Effects
-from engine.nodes import request as request_node
-from engine.nodes.request import GuardedBackend, OutboundPolicy, _timeout_ms
 from engine.settings import Settings
 from engine.status import Status
+from integrations import http as request_http
+from integrations.http import _timeout_ms
+from integrations.outbound import GuardedBackend, OutboundPolicy
 from tests.engine.node_runs import definition_error, run_node
 
 LOCAL = Settings(request_allow=("127.0.0.1",))
@@ -369,7 +370,7 @@ async def test_too_many_redirects_fail(base: str) -> None:
 async def test_a_response_over_the_size_limit_fails(
     base: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(request_node, "MAX_RESPONSE_BYTES", 1000)
+    monkeypatch.setattr(request_http, "MAX_RESPONSE_BYTES", 1000)
     run = await request({"url": f"{base}/big", "method": "GET"})
     assert run.job.status == Status.FAILED
     assert run.job.result["code"] == "ERR_RESPONSE_TOO_LARGE"
@@ -582,13 +583,13 @@ async def test_one_client_per_effects_closed_by_aclose(base: str) -> None:
     effects = Effects(LOCAL)
     first = await request({"url": f"{base}/echo"}, effects=effects)
     client = await effects.client(
-        "http", request_node.open_http_client, request_node.close_http_client
+        "http", request_http.open_http_client, request_http.close_http_client
     )
     second = await request({"url": f"{base}/echo"}, effects=effects)
     assert first.job.status == second.job.status == Status.RESOLVED
     assert not client.is_closed
     assert client is await effects.client(
-        "http", request_node.open_http_client, request_node.close_http_client
+        "http", request_http.open_http_client, request_http.close_http_client
     )
     await effects.aclose()
     assert client.is_closed

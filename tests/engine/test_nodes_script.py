@@ -15,6 +15,8 @@ from engine.effects import Effects
 from engine.nodes import script as script_node
 from engine.settings import Settings
 from engine.status import Status
+from integrations import scripts
+from integrations.sandbox.v8 import LOG_LIMIT_CHARS
 from tests.engine.node_runs import compile_nodes, definition_error, run_node, run_nodes
 
 
@@ -70,7 +72,7 @@ async def test_console_output_is_capped() -> None:
     assert run.job.status == Status.RESOLVED
     log = run.job.log or ""
     assert log.endswith("\n[rayhook] console output truncated")
-    assert script_node.LOG_LIMIT_CHARS - 200 < len(log) < script_node.LOG_LIMIT_CHARS + 50
+    assert LOG_LIMIT_CHARS - 200 < len(log) < LOG_LIMIT_CHARS + 50
 
 
 async def test_a_thrown_error_is_an_error_with_its_message() -> None:
@@ -344,9 +346,7 @@ async def test_the_sandbox_process_gets_none_of_the_executors_environment(
     effects = Effects(Settings())
     try:
         run = await run_node("script", {"content": "return 1"}, effects=effects)
-        sandbox = await effects.client(
-            "script", script_node.open_sandbox, script_node.close_sandbox
-        )
+        sandbox = await effects.client("script", scripts.open_sandbox, scripts.close_sandbox)
         (pid,) = sandbox.pids()
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     finally:
@@ -361,9 +361,7 @@ async def test_inline_mode_runs_scripts_in_this_process() -> None:
     effects = Effects(settings)
     try:
         run = await run_node("script", {"content": "return [1, 2]"}, effects=effects)
-        sandbox = await effects.client(
-            "script", script_node.open_sandbox, script_node.close_sandbox
-        )
+        sandbox = await effects.client("script", scripts.open_sandbox, scripts.close_sandbox)
         pids = sandbox.pids()
     finally:
         await effects.aclose()

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from engine.effects import Effects
-from engine.nodes import sql as sql_node
 from engine.nodes.sql import BoundQuery, SqlSyntaxError, bind_named
 from engine.settings import Settings
 from engine.status import Status
+from integrations import sql as sql_integration
 from tests.engine.node_runs import compile_nodes, definition_error, run_node
 
 PG_URL = os.environ.get("RAYHOOK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -219,7 +219,7 @@ async def test_a_database_error_is_an_error_with_its_sqlstate_and_rolls_back(tab
 
 
 async def test_an_unreachable_database_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sql_node, "POOL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(sql_integration, "POOL_TIMEOUT_S", 0.5)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

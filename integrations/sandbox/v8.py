@@ -20,7 +20,7 @@ from typing import Any
 
 from py_mini_racer import JSEvalException, JSOOMException, JSPromiseError, MiniRacer
 
-from engine.sandbox.protocol import SandboxLimits, ScriptOutcome, ScriptRun
+from integrations.sandbox.protocol import SandboxLimits, ScriptOutcome, ScriptRun
 
 #: Console output kept per run; later lines are dropped.
 LOG_LIMIT_CHARS = 64 * 1024

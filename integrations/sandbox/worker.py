@@ -1,9 +1,9 @@
-"""The main loop of a sandbox process (`python -m engine.sandbox.worker LIMITS`):
+"""The main loop of a sandbox process (`python -m integrations.sandbox.worker LIMITS`):
 read a `ScriptRun` frame on stdin, run it in a fresh isolate, write the
 `ScriptOutcome` frame on stdout, close the isolate, repeat until stdin closes.
 New isolates are prepared while no request waits, not on a caller's time.
 
-Started by `engine.sandbox.pool` with an empty environment (no secret of the
+Started by `integrations.sandbox.pool` with an empty environment (no secret of the
 executor's reaches it) and these limits, set here before any script runs:
 - RLIMIT_DATA: what V8 reserved for itself at start plus the heap, the array
   buffers and some slack. ArrayBuffer memory lives outside the V8 heap, so this
@@ -30,7 +30,7 @@ from collections import deque
 import msgspec
 from py_mini_racer import MiniRacer
 
-from engine.sandbox.protocol import (
+from integrations.sandbox.protocol import (
     HEADER_BYTES,
     SandboxLimits,
     ScriptOutcome,
@@ -38,7 +38,7 @@ from engine.sandbox.protocol import (
     frame,
     frame_length,
 )
-from engine.sandbox.v8 import evaluate, fresh_isolate
+from integrations.sandbox.v8 import evaluate, fresh_isolate
 
 #: Added to the niceness of a sandbox process.
 NICENESS = 10

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from engine.sandbox.budget import CpuBudgets
-from engine.sandbox.protocol import SandboxLimits, ScriptOutcome, ScriptRun
-from engine.sandbox.slots import FairSlots
-from engine.sandbox.v8 import evaluate
+from integrations.sandbox.budget import CpuBudgets
+from integrations.sandbox.protocol import SandboxLimits, ScriptOutcome, ScriptRun
+from integrations.sandbox.slots import FairSlots
+from integrations.sandbox.v8 import evaluate
 
 
 class InlineSandbox:

@@ -1,4 +1,4 @@
-"""engine/sandbox: scripts in sandbox processes that can be lost without the
+"""integrations/sandbox: scripts in sandbox processes that can be lost without the
 process that asked, and fair shares of the sandboxes between workflows. Real
 processes, real V8."""
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.sandbox.pool import SandboxPool
-from engine.sandbox.protocol import SandboxLimits, ScriptRun
-from engine.sandbox.slots import FairSlots
+from integrations.sandbox.pool import SandboxPool
+from integrations.sandbox.protocol import SandboxLimits, ScriptRun
+from integrations.sandbox.slots import FairSlots
 
 LIMITS = SandboxLimits(heap_bytes=128 << 20, buffer_bytes=128 << 20, output_bytes=1 << 20)
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,8 +130,8 @@ def test_sandboxes_die_with_the_process_that_started_them(tmp_path: Path) -> Non
     code = textwrap.dedent(
         """
         import asyncio, sys
-        from engine.sandbox.pool import SandboxPool
-        from engine.sandbox.protocol import SandboxLimits, ScriptRun
+        from integrations.sandbox.pool import SandboxPool
+        from integrations.sandbox.protocol import SandboxLimits, ScriptRun
 
         async def main():
             pool = SandboxPool(SandboxLimits(heap_bytes=1 << 27, buffer_bytes=1 << 27,

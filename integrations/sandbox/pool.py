@@ -21,8 +21,8 @@ from pathlib import Path
 
 import msgspec
 
-from engine.sandbox.budget import CpuBudgets
-from engine.sandbox.protocol import (
+from integrations.sandbox.budget import CpuBudgets
+from integrations.sandbox.protocol import (
     HEADER_BYTES,
     SandboxLimits,
     ScriptOutcome,
@@ -30,9 +30,9 @@ from engine.sandbox.protocol import (
     frame,
     frame_length,
 )
-from engine.sandbox.slots import FairSlots
-from engine.sandbox.v8 import memory_error, timeout_error
-from engine.sandbox.worker import READY
+from integrations.sandbox.slots import FairSlots
+from integrations.sandbox.v8 import memory_error, timeout_error
+from integrations.sandbox.worker import READY
 
 log = logging.getLogger("rayhook.sandbox")
 
@@ -46,7 +46,7 @@ STDERR_LINES = 40
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_outcome = msgspec.msgpack.Decoder(ScriptOutcome).decode
-_ROOT = str(Path(__file__).resolve().parents[2])  # where `engine` is importable from
+_ROOT = str(Path(__file__).resolve().parents[2])  # where `integrations` is importable from
 
 
 class SandboxUnavailable(Exception):
@@ -69,7 +69,7 @@ class SandboxProcess:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "engine.sandbox.worker",
+                "integrations.sandbox.worker",
                 msgspec.json.encode(limits).decode(),
                 str(os.getpid()),
                 stdin=asyncio.subprocess.PIPE,

@@ -43,6 +43,7 @@ from store.connection import connect, load_scripts
 from store.executions import ExecutionLog
 from store.inbox import Inbox
 from store.keys import Keys
+from store.metrics import ClusterFigures
 from store.sync_calls import SyncCalls
 from store.workflows import WorkflowStore
 
@@ -65,7 +66,7 @@ class ExecutionActor:
         batcher = PipelineBatcher(self.redis)
         log = ExecutionLog(self.redis, keys, batcher)
         inbox = Inbox(self.redis, keys, batcher)
-        metrics = MetricsBuffer(self.redis, keys)
+        metrics = MetricsBuffer(ClusterFigures(self.redis, keys))
         metrics.actor_started(f"ExecutionActor {executor_name(index)}")
         self.effects = Effects(settings)
         self.runs = Runs(

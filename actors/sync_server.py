@@ -8,12 +8,12 @@ import asyncio
 import logging
 
 import msgspec
-from redis.exceptions import RedisError
 
 from actors.recorder import StoreUnavailable
 from actors.runs import Runs
 from engine.records import Reply, TriggerEvent
 from engine.trigger import sync_reply
+from store.errors import StoreError
 from store.sync_calls import SyncCalls, SyncRequest
 
 log = logging.getLogger("rayhook.executor")
@@ -64,7 +64,7 @@ class SyncServer:
             try:
                 await self.calls.answer(request.reply_to, event.id, reply)
                 return
-            except (RedisError, OSError) as exc:  # the caller answers 503 after its wait
+            except (StoreError, OSError) as exc:  # the caller answers 503 after its wait
                 if attempt == 2:
                     log.warning("sync reply of %s could not be sent: %s", event.id, exc)
                 await asyncio.sleep(0.2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import falcon
 import falcon.asgi
 
@@ -24,14 +22,8 @@ class Ready:
         """Ready when Redis and Ray answer. The history store is reported but does
         not decide: while it is down webhooks are still served (executions wait
         in Redis), so the pod must keep its traffic."""
-        redis_ok = await self._redis()
+        redis_ok = await self.services.redis.reachable()
         ray_ok = await self.services.router.ready()
         history_ok = await self.services.history.ping()
         status = 200 if redis_ok and ray_ok else 503
         reply(resp, {"redis": redis_ok, "ray": ray_ok, "history": history_ok}, status=status)
-
-    async def _redis(self) -> bool:
-        try:
-            return bool(await asyncio.wait_for(self.services.redis.ping(), 2.0))
-        except Exception:
-            return False

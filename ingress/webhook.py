@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import falcon
 import falcon.asgi
 import msgspec
-from redis.exceptions import RedisError
 
 from actors.router import Unavailable as ExecutorsUnavailable
 from engine.caps import Caps
@@ -49,6 +48,7 @@ from ingress.routes import Route
 from ingress.services import Services
 from ingress.signatures import verify
 from store.deliveries import digest
+from store.errors import StoreError
 from store.inbox import BacklogFull, Duplicate, NotEnabled, StaleRoute
 
 EXECUTION_HEADER = "X-Rayhook-Execution"
@@ -145,7 +145,7 @@ class WebhookResource:
                 continue
             except BacklogFull as full:
                 refuse(req, backlog_full(full.backlog, cap))
-            except (RedisError, OSError):
+            except (StoreError, OSError):
                 refuse(req, store_unavailable())
             reply = self._async_reply(route, event)
             reply.executionId = event.id
@@ -171,7 +171,7 @@ class WebhookResource:
         if route is None:
             try:
                 route = await (routes.reload(key) if fresh else routes.lookup(key))
-            except (RedisError, OSError):
+            except (StoreError, OSError):
                 raise falcon.HTTPServiceUnavailable(
                     description="the workflow store is unavailable; retry later"
                 ) from None
@@ -192,7 +192,7 @@ class WebhookResource:
         event_digest, window = dedupe
         try:
             first = await deliveries.claim(route.key, event_digest, event.id, window)
-        except (RedisError, OSError):
+        except (StoreError, OSError):
             refuse(req, store_unavailable())
         if first is not None:
             return await self._first_reply(route, event_digest, first)

@@ -9,6 +9,7 @@ import hashlib
 import redis.asyncio as aioredis
 
 from store.batching import PipelineBatcher
+from store.errors import raises_store_error
 from store.keys import Keys
 
 
@@ -17,6 +18,7 @@ def digest(event_id: str) -> str:
     return hashlib.sha256(event_id.encode()).hexdigest()[:32]
 
 
+@raises_store_error
 class Deliveries:
     def __init__(self, client: aioredis.Redis, keys: Keys, batcher: PipelineBatcher) -> None:
         self.client = client

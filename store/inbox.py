@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 from engine.records import TriggerEvent
 from store.batching import PipelineBatcher
 from store.connection import INBOX_ADD, INBOX_PUSH
+from store.errors import raises_store_error
 from store.keys import INBOX_GROUP, Keys
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -78,6 +79,7 @@ class Entry:
         return event
 
 
+@raises_store_error
 class Inbox:
     def __init__(self, client: aioredis.Redis, keys: Keys, batcher: PipelineBatcher) -> None:
         self.client = client
@@ -272,6 +274,13 @@ class Inbox:
     async def backlog(self, key: str) -> int:
         """Entries not yet final: unread plus pending (the stream keeps no others)."""
         return int(await self.client.xlen(self.keys.inbox(key)))
+
+    async def backlogs(self, keys: Sequence[str]) -> list[int]:
+        """`backlog` of each of `keys`, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.xlen(self.keys.inbox(key))
+        return [int(n) for n in await pipe.execute()]
 
     async def drop(self, key: str) -> None:
         await self.client.delete(self.keys.inbox(key))

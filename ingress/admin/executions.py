@@ -9,7 +9,6 @@ from typing import Any
 import falcon
 import falcon.asgi
 import msgspec
-from redis.exceptions import RedisError
 
 from actors.router import Unavailable
 from engine.definition import WorkflowVersion
@@ -26,6 +25,7 @@ from ingress.admin.common import (
 from ingress.admin.filters import execution_filter
 from ingress.refusals import executors_unavailable, history_errors, store_unavailable
 from ingress.services import Services
+from store.errors import StoreError
 from store.execution_search import StillRunning
 from store.filters import ExecutionFilter
 from store.inbox import NotEnabled, StaleRoute
@@ -258,7 +258,7 @@ class Replay(AdminResource):
             raise executors_unavailable() from None
         except (NotEnabled, StaleRoute):
             raise falcon.HTTPConflict(description="the workflow changed; retry") from None
-        except (RedisError, OSError):
+        except (StoreError, OSError):
             raise store_unavailable() from None
         reply(
             resp,
@@ -300,7 +300,7 @@ class Replay(AdminResource):
                 cursor = page[-1].id
         except Unavailable:
             raise executors_unavailable() from None
-        except (RedisError, OSError):
+        except (StoreError, OSError):
             raise store_unavailable() from None
         reply(resp, {"count": replayed, "skipped": skipped})
 

@@ -24,9 +24,9 @@ import ray
 
 from actors import heap
 from actors.consumer import InboxConsumer
+from actors.handles import executor_name
 from actors.inbox_runs import InboxRuns
 from actors.metrics import MetricsBuffer
-from actors.pool import executor_name
 from actors.runs import Runs
 from actors.subflows import Subflows
 from actors.sync_server import SyncServer

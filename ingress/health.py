@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
-from ingress.admin.common import reply
+from ingress.admin.envelope import reply
 from ingress.services import Services
 
 

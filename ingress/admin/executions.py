@@ -14,15 +14,10 @@ from actors.router import Unavailable
 from engine.definition import WorkflowVersion
 from engine.records import Execution, Job, TriggerEvent, execution_of, now
 from engine.status import Reason, Status, is_final
-from ingress.admin.common import (
-    AdminResource,
-    filter_by_tk,
-    int_param,
-    page_meta,
-    query,
-    reply,
-)
+from ingress.admin.envelope import page_meta, reply
 from ingress.admin.filters import execution_filter
+from ingress.admin.params import filter_by_tk, int_param, query
+from ingress.admin.resource import AdminResource
 from ingress.refusals import executors_unavailable, history_errors, store_unavailable
 from ingress.services import Services
 from store.errors import StoreError

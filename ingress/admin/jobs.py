@@ -16,7 +16,10 @@ from actors.router import Unavailable
 from engine.nodes.manual import decide
 from engine.records import Job, Resume, TriggerEvent, execution_id_of_job, now
 from engine.status import PENDING, Status
-from ingress.admin.common import AdminResource, filter_by_tk, json_body, reply
+from ingress.admin.body import json_body
+from ingress.admin.envelope import reply
+from ingress.admin.params import filter_by_tk
+from ingress.admin.resource import AdminResource
 from ingress.errors import HTTPErrors
 from ingress.refusals import history_errors
 from ingress.services import Services

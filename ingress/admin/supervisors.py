@@ -9,7 +9,8 @@ import falcon
 import falcon.asgi
 import msgspec
 
-from ingress.admin.common import AdminResource, page_meta, reply
+from ingress.admin.envelope import page_meta, reply
+from ingress.admin.resource import AdminResource
 from ingress.services import Services
 
 

@@ -14,7 +14,7 @@ from engine.settings import Settings
 from ingress.routes import RouteTable
 from store.batching import PipelineBatcher
 from store.connection import Connection
-from store.deliveries import Deliveries
+from store.dedupe import SyncDedupe
 from store.execution_search import ExecutionSearch
 from store.executions import ExecutionLog
 from store.history import HistoryStore
@@ -39,7 +39,7 @@ class Services:
         self.workflows = WorkflowStore(client, self.keys)
         self.inbox = Inbox(client, self.keys, self.batcher)
         self.executions = ExecutionLog(client, self.keys, self.batcher)
-        self.deliveries = Deliveries(client, self.keys, self.batcher)
+        self.dedupe = SyncDedupe(client, self.keys, self.batcher)
         self.history = HistoryStore(settings.history_database, pool_size=4, max_overflow=4)
         self.history_queue = HistoryQueue(client, self.keys)
         self.search = ExecutionSearch(self.executions, self.history, self.history_queue)

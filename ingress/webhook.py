@@ -47,9 +47,9 @@ from ingress.refusals import (
 from ingress.routes import Route
 from ingress.services import Services
 from ingress.signatures import verify
-from store.deliveries import digest
+from store.dedupe import Deduplicated, digest
 from store.errors import StoreError
-from store.inbox import BacklogFull, Duplicate, NotEnabled, StaleRoute
+from store.inbox import BacklogFull, NotEnabled, StaleRoute
 
 EXECUTION_HEADER = "X-Rayhook-Execution"
 
@@ -127,7 +127,7 @@ class WebhookResource:
             add = partial(self.services.inbox.add, event, dedupe, max_backlog=cap)
             try:
                 await _encodable(event, add)
-            except Duplicate as repeat:  # answered like the first, nothing queued
+            except Deduplicated as repeat:  # answered like the first, nothing queued
                 reply = self._async_reply(route, event)
                 reply.executionId = repeat.execution_id
                 return reply
@@ -188,10 +188,10 @@ class WebhookResource:
         dedupe = self._dedupe(route, event)
         if dedupe is None:
             return await self._call(req, route, event)
-        deliveries = self.services.deliveries
+        claims = self.services.dedupe
         event_digest, window = dedupe
         try:
-            first = await deliveries.claim(route.key, event_digest, event.id, window)
+            first = await claims.claim(route.key, event_digest, event.id, window)
         except (StoreError, OSError):
             refuse(req, store_unavailable())
         if first is not None:
@@ -199,14 +199,14 @@ class WebhookResource:
         try:
             reply = await self._call(req, route, event)
         except falcon.HTTPError:
-            await deliveries.release(route.key, event_digest)
+            await claims.release(route.key, event_digest)
             raise
         if reply.status >= 500 or reply.status == 408:
             # Not served (or failed): the provider's retry must run it again,
             # not be answered with this failure for the whole window.
-            await deliveries.release(route.key, event_digest)
+            await claims.release(route.key, event_digest)
         else:
-            await deliveries.remember_reply(route.key, event_digest, _pack(reply), window)
+            await claims.remember_reply(route.key, event_digest, _pack(reply), window)
         return reply
 
     async def _first_reply(self, route: Route, event_digest: str, first: str) -> Reply:
@@ -215,7 +215,7 @@ class WebhookResource:
         limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else 30.0
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            stored = await self.services.deliveries.reply(route.key, event_digest)
+            stored = await self.services.dedupe.reply(route.key, event_digest)
             if stored is not None:
                 return _unpack(stored)
             await asyncio.sleep(0.05)

@@ -22,6 +22,7 @@ import falcon.asgi
 import msgspec
 
 from actors.router import Unavailable as ExecutorsUnavailable
+from engine import sync_replies
 from engine.caps import Caps
 from engine.records import Reply, TriggerEvent
 from ingress.auth import BASIC_CHALLENGE, basic_allows
@@ -201,9 +202,7 @@ class WebhookResource:
         except falcon.HTTPError:
             await claims.release(route.key, event_digest)
             raise
-        if reply.status >= 500 or reply.status == 408:
-            # Not served (or failed): the provider's retry must run it again,
-            # not be answered with this failure for the whole window.
+        if not sync_replies.served(reply):  # the provider's retry runs it again
             await claims.release(route.key, event_digest)
         else:
             await claims.remember_reply(route.key, event_digest, _pack(reply), window)
@@ -219,11 +218,7 @@ class WebhookResource:
             if stored is not None:
                 return _unpack(stored)
             await asyncio.sleep(0.05)
-        return Reply(
-            status=503,
-            message="a delivery with the same id is still being processed; retry later",
-            executionId=first,
-        )
+        return sync_replies.first_still_running(first)
 
     async def _call(self, req: falcon.asgi.Request, route: Route, event: TriggerEvent) -> Reply:
         timed = route.timeout_ms > 0
@@ -235,11 +230,7 @@ class WebhookResource:
         except TimeoutError:
             if not timed:  # no reply at all: the reply (or its executor) was lost
                 refuse(req, executors_unavailable())
-            return Reply(
-                status=408,
-                message=f"the workflow did not finish within {route.timeout_ms} ms",
-                executionId=event.id,
-            )
+            return sync_replies.timed_out(event.id, route.timeout_ms)
         except ExecutorsUnavailable:
             refuse(req, executors_unavailable())
 

@@ -44,6 +44,7 @@ from ingress.refusals import (
     refuse,
     store_unavailable,
     workflow_changing,
+    workflow_store_unavailable,
 )
 from ingress.routes import Route
 from ingress.services import Services
@@ -173,9 +174,7 @@ class WebhookResource:
             try:
                 route = await (routes.reload(key) if fresh else routes.lookup(key))
             except (StoreError, OSError):
-                raise falcon.HTTPServiceUnavailable(
-                    description="the workflow store is unavailable; retry later"
-                ) from None
+                raise workflow_store_unavailable() from None
         if route is None:
             raise falcon.HTTPNotFound(description=f"no enabled workflow with key {key!r}")
         return route

@@ -18,7 +18,12 @@ from ingress.admin.envelope import page_meta, reply
 from ingress.admin.filters import execution_filter
 from ingress.admin.params import filter_by_tk, int_param, query
 from ingress.admin.resource import AdminResource
-from ingress.refusals import executors_unavailable, history_errors, store_unavailable
+from ingress.refusals import (
+    executor_unavailable,
+    executors_unavailable,
+    history_errors,
+    store_unavailable,
+)
 from ingress.services import Services
 from store.errors import StoreError
 from store.execution_search import StillRunning
@@ -136,7 +141,7 @@ class Cancel(AdminResource):
         try:
             running = await self.services.router.cancel(execution_id)
         except Unavailable:
-            raise falcon.HTTPServiceUnavailable(description="executor unavailable; retry") from None
+            raise executor_unavailable() from None
         if not running:
             entry = None
             if execution is None:

@@ -21,7 +21,7 @@ from ingress.admin.envelope import reply
 from ingress.admin.params import filter_by_tk
 from ingress.admin.resource import AdminResource
 from ingress.errors import HTTPErrors
-from ingress.refusals import history_errors
+from ingress.refusals import execution_service_unavailable, history_errors
 from ingress.services import Services
 
 #: Node types `flow_nodes:test` runs (NocoBase's list of nodes with a test()).
@@ -135,9 +135,7 @@ class NodeTestResource(AdminResource):
         try:
             outcome = await self.services.router.test_node(test.type, test.config, test.variables)
         except Unavailable:
-            raise falcon.HTTPServiceUnavailable(
-                description="the execution service is unavailable; retry later"
-            ) from None
+            raise execution_service_unavailable() from None
         if "errors" in outcome:
             raise HTTPErrors(400, outcome["errors"])
         reply(resp, outcome)

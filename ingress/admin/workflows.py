@@ -26,6 +26,7 @@ from ingress.admin.passwords import masked, unmasked
 from ingress.admin.resource import AdminResource
 from ingress.body import huge_ints_as_doubles
 from ingress.errors import HTTPErrors
+from ingress.refusals import execution_service_unavailable
 from ingress.services import Services
 from store.workflows import Frozen, NotFound
 
@@ -172,9 +173,7 @@ class Execute(_Workflows):
         try:
             execution = await self.services.router.run_manual(event)
         except Unavailable:
-            raise falcon.HTTPServiceUnavailable(
-                description="the execution service is unavailable; retry later"
-            ) from None
+            raise execution_service_unavailable() from None
         reply(resp, {"execution": {"id": execution.id, "status": execution.status}})
 
 

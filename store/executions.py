@@ -6,7 +6,6 @@ jobs before them are stored too)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -199,9 +198,10 @@ class ExecutionLog:
         )
         return int(fired)
 
-    def mark_executed(self, version_id: int) -> asyncio.Future[Any]:
-        """Count a started execution of a version (which freezes the version)."""
-        return self.batcher.submit("INCR", self.keys.executed(version_id))
+    async def mark_executed(self, version_id: int) -> int:
+        """Count a started execution of a version (which freezes the version);
+        the count."""
+        return int(await self.batcher.submit("INCR", self.keys.executed(version_id)))
 
     # -- reads --------------------------------------------------------------------
 

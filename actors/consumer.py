@@ -27,11 +27,10 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from redis.exceptions import ResponseError
-
 from actors.supervisor import WorkflowSupervisor
 from engine.settings import Settings
 from store.connection import DRAIN_DONE
+from store.errors import GroupMissing
 from store.executions import ExecutionLog
 from store.inbox import Entry, Inbox
 
@@ -148,9 +147,7 @@ class InboxConsumer:
         count = max(1, min(self.settings.inbox_batch, cap))
         try:
             found = await self.inbox.read_many(self.name, readable, count, READ_BLOCK_MS)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
+        except GroupMissing:
             self._grouped.clear()  # an inbox was dropped and created again
             await self._refresh()
             return

@@ -24,9 +24,9 @@ import ray
 
 from actors import heap
 from actors.consumer import InboxConsumer
+from actors.handles import executor_name
 from actors.inbox_runs import InboxRuns
 from actors.metrics import MetricsBuffer
-from actors.pool import executor_name
 from actors.runs import Runs
 from actors.subflows import Subflows
 from actors.sync_server import SyncServer
@@ -44,6 +44,7 @@ from store.connection import connect, load_scripts
 from store.executions import ExecutionLog
 from store.inbox import Inbox
 from store.keys import Keys
+from store.metrics import ClusterFigures
 from store.sync_calls import SyncCalls
 from store.workflows import WorkflowStore
 
@@ -66,7 +67,7 @@ class ExecutionActor:
         batcher = PipelineBatcher(self.redis)
         log = ExecutionLog(self.redis, keys, batcher)
         inbox = Inbox(self.redis, keys, batcher)
-        metrics = MetricsBuffer(self.redis, keys)
+        metrics = MetricsBuffer(ClusterFigures(self.redis, keys))
         metrics.actor_started(f"ExecutionActor {executor_name(index)}")
         self.effects = Effects(settings, integrations=install_integrations())
         self.runs = Runs(

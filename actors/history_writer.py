@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import ray
-from redis.exceptions import RedisError
 
 from actors import heap
 from actors.metrics import MetricsBuffer
@@ -26,9 +25,11 @@ from engine.logs import configure as configure_logs
 from engine.settings import Settings
 from store import migrate
 from store.connection import connect
+from store.errors import StoreError
 from store.history import HistoryStore, HistoryUnavailable
 from store.history_queue import HistoryQueue, QueuedExecution
 from store.keys import Keys
+from store.metrics import ClusterFigures
 
 log = logging.getLogger("rayhook.history")
 T = TypeVar("T")
@@ -54,7 +55,7 @@ class HistoryWriter:
         self.keys = Keys(settings.namespace)
         self.queue = HistoryQueue(self.redis, self.keys)
         self.history = HistoryStore(settings.history_database)
-        self.metrics = MetricsBuffer(self.redis, self.keys)
+        self.metrics = MetricsBuffer(ClusterFigures(self.redis, self.keys))
         self.metrics.actor_started("HistoryWriter")
         self.moved = self.failures = self.pruned = 0
         self.up = False
@@ -90,7 +91,7 @@ class HistoryWriter:
                 await self._move(await self.queue.take(CONSUMER, BATCH, READ_BLOCK_MS))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (StoreError, OSError) as exc:
                 log.warning("history writer: redis unavailable (%s); retrying", exc)
                 await asyncio.sleep(1.0)
 
@@ -126,7 +127,7 @@ class HistoryWriter:
         while True:
             try:
                 return await call()
-            except (RedisError, OSError) as exc:
+            except (StoreError, OSError) as exc:
                 log.warning("history writer: redis unavailable (%s); retrying", exc)
                 await asyncio.sleep(1.0)
 

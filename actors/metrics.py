@@ -10,9 +10,8 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 
 import ray
-import redis.asyncio as aioredis
 
-from store.keys import Keys
+from store.metrics import ClusterFigures
 
 log = logging.getLogger("rayhook.metrics")
 
@@ -22,35 +21,35 @@ FLUSH_SECONDS = 2.0
 
 
 class MetricsBuffer:
-    """Attributes: counts and sums waiting for the next flush, per Redis hash."""
+    """Attributes: the `figures` in Redis, and the counts and sums waiting for
+    the next flush, per figure name."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
-        self.client = client
-        self.keys = keys
+    def __init__(self, figures: ClusterFigures) -> None:
+        self.figures = figures
         self._counts: dict[str, Counter[str]] = {}
         self._sums: dict[str, defaultdict[str, float]] = {}
         self._histograms: dict[str, dict[str, list[int]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def execution(self, key: str, status: int | None, seconds: float) -> None:
-        self._count(self.keys.metrics("executions"), f"{key}|{status}")
-        self._observe(self.keys.metrics("execution_seconds"), key, seconds)
+        self._count("executions", f"{key}|{status}")
+        self._observe("execution_seconds", key, seconds)
 
     def job(self, node_type: str, seconds: float) -> None:
-        self._observe(self.keys.metrics("job_seconds"), node_type, seconds)
+        self._observe("job_seconds", node_type, seconds)
 
     def actor_started(self, actor: str) -> None:
         """Called from an actor's constructor. Ray runs the constructor again when
         it restarts an actor that died; a start after a clean stop (`rayhook up`
         stopped then started, a deployment rolled out) is a first start of a
         new actor, not a restart."""
-        self._count(self.keys.metrics("actor_starts"), actor)
+        self._count("actor_starts", actor)
         if _restarted_by_ray():
-            self._count(self.keys.metrics("actor_restarts"), actor)
+            self._count("actor_restarts", actor)
 
     def count(self, name: str, field: str, n: int = 1) -> None:
         """Add `n` to counter `field` of the figures called `name`."""
-        self._count(self.keys.metrics(name), field, n)
+        self._count(name, field, n)
 
     def _count(self, name: str, field: str, n: int = 1) -> None:
         self._counts.setdefault(name, Counter())[field] += n
@@ -93,15 +92,8 @@ class MetricsBuffer:
         self._counts, self._sums = {}, {}
         if not counts and not sums:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for name, fields in counts.items():
-            for field, n in fields.items():
-                pipe.hincrby(name, field, n)
-        for name, totals in sums.items():
-            for field, total in totals.items():
-                pipe.hincrbyfloat(name, field, total)
         try:
-            await pipe.execute()
+            await self.figures.add(counts, sums)
         except Exception as exc:  # figures are best effort: never fail a run for them
             log.warning("metrics flush failed: %s", exc)
 

@@ -15,7 +15,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 
 import msgspec
-from redis.exceptions import RedisError
 
 from actors.journal import Journal
 from actors.metrics import MetricsBuffer
@@ -25,6 +24,7 @@ from engine.redaction import SecretMask
 from engine.retry import backoff_seconds, exhausted, retries_after
 from engine.status import NAMES, Status, is_final
 from engine.validation import CompiledWorkflow
+from store.errors import StoreError
 from store.executions import ExecutionLog, Timer
 
 log = logging.getLogger("rayhook.executor")
@@ -105,7 +105,7 @@ class Recorder:
                     keep=keep,
                 )
                 break
-            except (RedisError, OSError) as exc:
+            except (StoreError, OSError) as exc:
                 if time.monotonic() > deadline:
                     raise StoreUnavailable("the execution log is unavailable; retry later") from exc
                 await asyncio.sleep(0.2)

@@ -13,7 +13,7 @@ import msgspec
 import ray
 from ray.actor import ActorHandle
 
-from actors import pool
+from actors import handles
 from engine.records import Execution, Reply, TriggerEvent, new_execution_id
 from engine.settings import Settings
 from store.sync_calls import LOST, SyncCalls, SyncReply
@@ -66,7 +66,7 @@ class SyncCaller:
             await self.start()
         if not self._subscribed.is_set():
             raise Unavailable("not listening for sync replies (Redis away?)")
-        index = pool.executor_index(execution_id, self.executors)
+        index = handles.executor_index(execution_id, self.executors)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[execution_id] = (index, future)
         try:
@@ -97,7 +97,7 @@ class Router:
 
     def connect(self) -> None:
         """Resolve (or create) the executor pool; blocking, call at startup."""
-        self._executors = pool.executors(self.settings)
+        self._executors = handles.executors(self.settings)
 
     async def run_sync(self, event: TriggerEvent) -> Reply:
         return _decode_reply(await self.sync.call(event.id, _encode(event)))
@@ -136,7 +136,7 @@ class Router:
     def _executor_for(self, execution_id: str) -> ActorHandle:
         if not self._executors:
             self.connect()
-        return self._executors[pool.executor_index(execution_id, len(self._executors))]
+        return self._executors[handles.executor_index(execution_id, len(self._executors))]
 
     async def ready(self) -> bool:
         """Whether the Ray layer answers (an executor replies to a ping)."""
@@ -151,7 +151,7 @@ class Router:
 
     async def ensure_history_writer(self) -> None:
         """Make sure the deployment's HistoryWriter runs (idempotent)."""
-        handle = await asyncio.to_thread(pool.history_writer, self.settings)
+        handle = await asyncio.to_thread(handles.history_writer, self.settings)
         await handle.stats.remote()
 
     async def supervisors(self) -> tuple[list[dict[str, Any]], list[str]]:
@@ -167,7 +167,7 @@ class Router:
         silent: list[str] = []
         for index, stats in enumerate(replies):
             if isinstance(stats, BaseException):
-                silent.append(pool.executor_name(index))
+                silent.append(handles.executor_name(index))
                 continue
             for row in stats:
                 merged = rows.setdefault(
@@ -185,5 +185,5 @@ class Router:
                     merged[counter] += row[counter]
                 merged["awakeSince"] = min(merged["awakeSince"], row["awakeSince"])
                 merged["idleSeconds"] = min(merged["idleSeconds"], row["idleSeconds"])
-                merged["executors"].append(pool.executor_name(index))
+                merged["executors"].append(handles.executor_name(index))
         return sorted(rows.values(), key=lambda r: str(r["key"])), silent

@@ -1,6 +1,6 @@
 """`SyncServer`: an execution actor's side of the sync webhook calls
-(`store/sync_calls.py`): each call runs its execution, and the reply goes back to
-its caller as soon as the execution ends."""
+(`store/sync_calls.py`): each call runs its execution, and the reply
+(`engine/sync_replies.py`) goes back to its caller as soon as the execution ends."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import asyncio
 import logging
 
 import msgspec
-from redis.exceptions import RedisError
 
 from actors.recorder import StoreUnavailable
 from actors.runs import Runs
-from engine.records import Reply, TriggerEvent
-from engine.trigger import sync_reply
+from engine import sync_replies
+from engine.records import TriggerEvent
+from store.errors import StoreError
 from store.sync_calls import SyncCalls, SyncRequest
 
 log = logging.getLogger("rayhook.executor")
@@ -48,14 +48,10 @@ class SyncServer:
         try:
             execution, reply = await self.runs.execute(event)
         except StoreUnavailable as exc:
-            return _encode(Reply(status=503, message=str(exc), executionId=event.id))
+            return _encode(sync_replies.unrecorded(event.id, str(exc)))
         workflow = self.runs.compiled(event.workflowId)
         timeout = workflow.options.timeout if workflow is not None else 0
-        answer = sync_reply(execution.status or 0, execution.reason, reply, timeout)
-        if execution.error and answer.status >= 500:
-            answer.message = execution.error
-        answer.executionId = execution.id
-        return _encode(answer)
+        return _encode(sync_replies.finished(execution, reply, timeout))
 
     async def _answer(self, request: SyncRequest) -> None:
         event = _decode_event(request.event)
@@ -64,7 +60,7 @@ class SyncServer:
             try:
                 await self.calls.answer(request.reply_to, event.id, reply)
                 return
-            except (RedisError, OSError) as exc:  # the caller answers 503 after its wait
+            except (StoreError, OSError) as exc:  # the caller answers 503 after its wait
                 if attempt == 2:
                     log.warning("sync reply of %s could not be sent: %s", event.id, exc)
                 await asyncio.sleep(0.2)

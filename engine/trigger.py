@@ -14,7 +14,6 @@ from engine.jsvalues import to_display_string
 from engine.paths import get_request_path, parse_request_path
 from engine.records import Reply
 from engine.scope import trigger_scope
-from engine.status import NAMES, Reason, Status
 from engine.templates import Renderer, Single, TemplateError, compile_template
 
 REDACTED_HEADERS = frozenset({"authorization", "cookie"})
@@ -300,14 +299,3 @@ def env_placeholder(text: str) -> Single | None:
 
 def _mapping(field: MappedField) -> FieldMapping:
     return FieldMapping(field.name, parse_request_path(field.key))
-
-
-def sync_reply(status: int, reason: str | None, reply: Reply | None, timeout_ms: int) -> Reply:
-    """What a sync webhook answers once its execution is over (SPEC §2 table)."""
-    if reply is not None:
-        return reply
-    if status == Status.RESOLVED:
-        return Reply(status=200, body="ok")
-    if status == Status.ABORTED and reason == Reason.TIMEOUT:
-        return Reply(status=408, message=f"the workflow did not finish within {timeout_ms} ms")
-    return Reply(status=500, message=f"the workflow ended with status {NAMES.get(status, status)}")

@@ -10,7 +10,7 @@ import falcon.asgi
 
 from engine.settings import Settings
 from ingress import admin, openapi
-from ingress.admin.common import AdminAuth
+from ingress.admin.resource import AdminAuth
 from ingress.errors import handle_unexpected, serialize_error
 from ingress.health import Health, Ready
 from ingress.metrics import MetricsResource, WebhookMetrics

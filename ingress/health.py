@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 import falcon
 import falcon.asgi
 import msgspec
 
-from ingress.admin.common import reply
+from ingress.admin.envelope import reply
 from ingress.services import Services
 
 
@@ -47,14 +46,8 @@ class Ready:
         """Ready when Redis and Ray answer. The history store is reported but does
         not decide: while it is down webhooks are still served (executions wait
         in Redis), so the pod must keep its traffic."""
-        redis_ok = await self._redis()
+        redis_ok = await self.services.redis.reachable()
         ray_ok = await self.services.router.ready()
         history_ok = await self.services.history.ping()
         status = 200 if redis_ok and ray_ok else 503
         reply(resp, Readiness(redis=redis_ok, ray=ray_ok, history=history_ok), status=status)
-
-    async def _redis(self) -> bool:
-        try:
-            return bool(await asyncio.wait_for(self.services.redis.ping(), 2.0))
-        except Exception:
-            return False

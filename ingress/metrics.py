@@ -46,7 +46,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from actors.metrics import BUCKETS
 from ingress.auth import BEARER_CHALLENGE, bearer_matches
 from ingress.services import Services
-from store.keys import INBOX_GROUP
 
 #: Labels that name a workflow, dropped from an unauthenticated scrape.
 KEY_LABEL = "key"
@@ -121,22 +120,8 @@ class MetricsResource:
 
     async def _cluster(self) -> list[Any]:
         services = self.services
-        keys = services.keys
-        enabled = await services.workflows.enabled_ids()
-        pipe = services.redis.pipeline(transaction=False)
-        for key in enabled:
-            pipe.xlen(keys.inbox(key))
-            pipe.xpending(keys.inbox(key), INBOX_GROUP)
-        for name in (
-            "executions",
-            "execution_seconds",
-            "job_seconds",
-            "actor_restarts",
-            "history",
-            *_BY_KEY,
-        ):
-            pipe.hgetall(keys.metrics(name))
-        replies = await pipe.execute(raise_on_error=False)
+        enabled = list(await services.workflows.enabled_ids())
+        read = await services.figures.read(enabled, _FIGURES)
         history = await self._history()
         backlog = GaugeMetricFamily(
             "rayhook_inbox_backlog",
@@ -146,14 +131,13 @@ class MetricsResource:
         pending = GaugeMetricFamily(
             "rayhook_inbox_pending", "Events handed to executions, not yet final.", labels=["key"]
         )
-        for i, key in enumerate(enabled):
-            length, summary = replies[2 * i], replies[2 * i + 1]
-            if isinstance(length, int):
-                backlog.add_metric([key], length)
-            if isinstance(summary, dict):
-                pending.add_metric([key], summary.get("pending", 0))
+        for key in enabled:
+            if key in read.backlog:
+                backlog.add_metric([key], read.backlog[key])
+            if key in read.pending:
+                pending.add_metric([key], read.pending[key])
         executions, durations, jobs, restarted, moves, *by_key = (
-            _decoded(r) for r in replies[2 * len(enabled) :]
+            read.figures[name] for name in _FIGURES
         )
         by_status = CounterMetricFamily(
             "rayhook_executions",
@@ -259,6 +243,17 @@ _BY_KEY = {
 }
 
 
+#: The figures a scrape reads, in the order `_cluster` unpacks them.
+_FIGURES = (
+    "executions",
+    "execution_seconds",
+    "job_seconds",
+    "actor_restarts",
+    "history",
+    *_BY_KEY,
+)
+
+
 def _per_key(meta: tuple[str, str], counts: dict[str, str]) -> Any:
     family = CounterMetricFamily(meta[0], meta[1], labels=["key"])
     for key, value in sorted(counts.items()):
@@ -274,12 +269,6 @@ def _counters(name: str, doc: str, fields: dict[str, str]) -> list[Any]:
         family.add_metric([], float(value))
         families.append(family)
     return families
-
-
-def _decoded(reply: Any) -> dict[str, str]:
-    if not isinstance(reply, dict):
-        return {}
-    return {k.decode(): v.decode() for k, v in reply.items()}
 
 
 def _histogram(name: str, doc: str, label: str, fields: dict[str, str]) -> HistogramMetricFamily:

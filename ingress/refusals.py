@@ -1,6 +1,11 @@
-"""Every 503 the service answers, in one place: what it says, the `cause` its
-error body names, how long the sender should wait (`Retry-After`), and the count
-of refusals by cause (`rayhook_webhook_refused_total`)."""
+"""Every 503 the service raises, in one place: what it says and, for a
+webhook's refusals, the `cause` its error body names, how long the sender should
+wait (`Retry-After`), and the count of refusals by cause
+(`rayhook_webhook_refused_total`).
+
+A sync call's own 503 replies (its run could not be recorded; a repeated
+delivery whose first one still runs) are replies, not refusals: they are
+decided with the call's other replies in engine/sync_replies.py."""
 
 from __future__ import annotations
 
@@ -74,3 +79,26 @@ def executors_unavailable() -> Unavailable:
 
 def workflow_changing() -> Unavailable:
     return Unavailable("the workflow is changing; retry", cause="workflow_changing")
+
+
+def workflow_store_unavailable() -> falcon.HTTPServiceUnavailable:
+    """A webhook's route could not be read (Redis away): raised before the key
+    is known to name a workflow, so no `cause` and not counted as a refusal."""
+    return falcon.HTTPServiceUnavailable(
+        description="the workflow store is unavailable; retry later"
+    )
+
+
+# -- the admin API -----------------------------------------------------------------
+
+
+def execution_service_unavailable() -> falcon.HTTPServiceUnavailable:
+    """A manual run or a node test found no execution actor to run it."""
+    return falcon.HTTPServiceUnavailable(
+        description="the execution service is unavailable; retry later"
+    )
+
+
+def executor_unavailable() -> falcon.HTTPServiceUnavailable:
+    """A cancel could not reach the execution actor that runs the execution."""
+    return falcon.HTTPServiceUnavailable(description="executor unavailable; retry")

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import aclosing
 from dataclasses import dataclass
-
-import redis.asyncio as aioredis
 
 from engine.definition import WorkflowVersion
 from engine.trigger import CompiledTrigger, compile_trigger
-from store.keys import Keys
 from store.workflows import WorkflowStore
 
 log = logging.getLogger("rayhook.routes")
@@ -44,9 +42,7 @@ def route_of(version: WorkflowVersion) -> Route:
 
 
 class RouteTable:
-    def __init__(self, client: aioredis.Redis, keys: Keys, workflows: WorkflowStore) -> None:
-        self.client = client
-        self.keys = keys
+    def __init__(self, workflows: WorkflowStore) -> None:
         self.workflows = workflows
         self._routes: dict[str, Route] = {}
         self._task: asyncio.Task[None] | None = None
@@ -96,17 +92,12 @@ class RouteTable:
         while True:
             try:
                 await self.refresh_all()
-                async with self.client.pubsub() as pubsub:
-                    await pubsub.subscribe(self.keys.changed_channel)
-                    await self.refresh_all()  # changes made before we subscribed
-                    while True:
-                        message = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=FULL_REFRESH_SECONDS
-                        )
-                        if message is None:
+                async with aclosing(self.workflows.changes(FULL_REFRESH_SECONDS)) as changes:
+                    # None: subscribed (changes made before), or a quiet while.
+                    async for key in changes:
+                        if key is None:
                             await self.refresh_all()
-                        elif message.get("type") == "message":
-                            key = message["data"].decode()
+                        else:
                             self.forget(key)
                             await self.reload(key)
             except asyncio.CancelledError:

@@ -1,4 +1,4 @@
-"""What one ingress worker process holds: the Redis client and its group-commit
+"""What one ingress worker process holds: the Redis connection and its group-commit
 batcher, the stores, the route table and the router into Ray. Built at lifespan
 startup (inside the event loop), closed at shutdown."""
 
@@ -11,17 +11,18 @@ import ray
 
 from actors.router import Router
 from engine.settings import Settings
-from ingress.backpressure import RedisMemory
 from ingress.routes import RouteTable
 from store.batching import PipelineBatcher
-from store.connection import connect, load_scripts
-from store.deliveries import Deliveries
+from store.connection import Connection
+from store.dedupe import SyncDedupe
 from store.execution_search import ExecutionSearch
 from store.executions import ExecutionLog
 from store.history import HistoryStore
 from store.history_queue import HistoryQueue
 from store.inbox import Inbox
 from store.keys import Keys
+from store.memory import RedisMemory
+from store.metrics import ClusterFigures
 from store.sync_calls import SyncCalls
 from store.workflows import WorkflowStore
 
@@ -32,18 +33,20 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = Keys(settings.namespace)
-        self.redis = connect(settings.redis_url)
-        self.batcher = PipelineBatcher(self.redis)
-        self.workflows = WorkflowStore(self.redis, self.keys)
-        self.inbox = Inbox(self.redis, self.keys, self.batcher)
-        self.executions = ExecutionLog(self.redis, self.keys, self.batcher)
-        self.deliveries = Deliveries(self.redis, self.keys, self.batcher)
+        self.redis = Connection(settings.redis_url)
+        client = self.redis.client
+        self.batcher = PipelineBatcher(client)
+        self.workflows = WorkflowStore(client, self.keys)
+        self.inbox = Inbox(client, self.keys, self.batcher)
+        self.executions = ExecutionLog(client, self.keys, self.batcher)
+        self.dedupe = SyncDedupe(client, self.keys, self.batcher)
         self.history = HistoryStore(settings.history_database, pool_size=4, max_overflow=4)
-        self.history_queue = HistoryQueue(self.redis, self.keys)
+        self.history_queue = HistoryQueue(client, self.keys)
         self.search = ExecutionSearch(self.executions, self.history, self.history_queue)
-        self.routes = RouteTable(self.redis, self.keys, self.workflows)
-        self.memory = RedisMemory(self.redis, settings.redis_high_watermark)
-        self.router = Router(settings, SyncCalls(self.redis, self.keys))
+        self.routes = RouteTable(self.workflows)
+        self.memory = RedisMemory(client, settings.redis_high_watermark)
+        self.figures = ClusterFigures(client, self.keys)
+        self.router = Router(settings, SyncCalls(client, self.keys))
 
     async def start(self) -> None:
         if not ray.is_initialized():
@@ -59,7 +62,7 @@ class Services:
         except Exception as exc:  # Redis down at boot: sync calls answer 503 until it is back
             log.warning("startup could not subscribe for sync replies: %s", exc)
         try:
-            await load_scripts(self.redis)
+            await self.redis.load_scripts()
             await self.routes.refresh_all()
             await self.router.ensure_history_writer()
         except Exception as exc:  # Redis down at boot: serve 503s until it is back
@@ -72,5 +75,5 @@ class Services:
         await self.memory.stop()
         await self.routes.stop()
         await self.batcher.drain()
-        await self.redis.aclose()
+        await self.redis.close()
         await self.history.close()

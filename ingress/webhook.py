@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import falcon
 import falcon.asgi
 import msgspec
-from redis.exceptions import RedisError
 
 from actors.router import Unavailable as ExecutorsUnavailable
+from engine import sync_replies
 from engine.caps import Caps
 from engine.records import Reply, TriggerEvent
 from ingress.auth import BASIC_CHALLENGE, basic_allows
@@ -44,12 +44,14 @@ from ingress.refusals import (
     refuse,
     store_unavailable,
     workflow_changing,
+    workflow_store_unavailable,
 )
 from ingress.routes import Route
 from ingress.services import Services
 from ingress.signatures import verify
-from store.deliveries import digest
-from store.inbox import BacklogFull, Duplicate, NotEnabled, StaleRoute
+from store.dedupe import Deduplicated, digest
+from store.errors import StoreError
+from store.inbox import BacklogFull, NotEnabled, StaleRoute
 
 EXECUTION_HEADER = "X-Rayhook-Execution"
 
@@ -127,7 +129,7 @@ class WebhookResource:
             add = partial(self.services.inbox.add, event, dedupe, max_backlog=cap)
             try:
                 await _encodable(event, add)
-            except Duplicate as repeat:  # answered like the first, nothing queued
+            except Deduplicated as repeat:  # answered like the first, nothing queued
                 reply = self._async_reply(route, event)
                 reply.executionId = repeat.execution_id
                 return reply
@@ -145,7 +147,7 @@ class WebhookResource:
                 continue
             except BacklogFull as full:
                 refuse(req, backlog_full(full.backlog, cap))
-            except (RedisError, OSError):
+            except (StoreError, OSError):
                 refuse(req, store_unavailable())
             reply = self._async_reply(route, event)
             reply.executionId = event.id
@@ -171,10 +173,8 @@ class WebhookResource:
         if route is None:
             try:
                 route = await (routes.reload(key) if fresh else routes.lookup(key))
-            except (RedisError, OSError):
-                raise falcon.HTTPServiceUnavailable(
-                    description="the workflow store is unavailable; retry later"
-                ) from None
+            except (StoreError, OSError):
+                raise workflow_store_unavailable() from None
         if route is None:
             raise falcon.HTTPNotFound(description=f"no enabled workflow with key {key!r}")
         return route
@@ -188,25 +188,23 @@ class WebhookResource:
         dedupe = self._dedupe(route, event)
         if dedupe is None:
             return await self._call(req, route, event)
-        deliveries = self.services.deliveries
+        claims = self.services.dedupe
         event_digest, window = dedupe
         try:
-            first = await deliveries.claim(route.key, event_digest, event.id, window)
-        except (RedisError, OSError):
+            first = await claims.claim(route.key, event_digest, event.id, window)
+        except (StoreError, OSError):
             refuse(req, store_unavailable())
         if first is not None:
             return await self._first_reply(route, event_digest, first)
         try:
             reply = await self._call(req, route, event)
         except falcon.HTTPError:
-            await deliveries.release(route.key, event_digest)
+            await claims.release(route.key, event_digest)
             raise
-        if reply.status >= 500 or reply.status == 408:
-            # Not served (or failed): the provider's retry must run it again,
-            # not be answered with this failure for the whole window.
-            await deliveries.release(route.key, event_digest)
+        if not sync_replies.served(reply):  # the provider's retry runs it again
+            await claims.release(route.key, event_digest)
         else:
-            await deliveries.remember_reply(route.key, event_digest, _pack(reply), window)
+            await claims.remember_reply(route.key, event_digest, _pack(reply), window)
         return reply
 
     async def _first_reply(self, route: Route, event_digest: str, first: str) -> Reply:
@@ -215,15 +213,11 @@ class WebhookResource:
         limit = route.timeout_ms / 1000 + SYNC_GRACE_SECONDS if route.timeout_ms > 0 else 30.0
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            stored = await self.services.deliveries.reply(route.key, event_digest)
+            stored = await self.services.dedupe.reply(route.key, event_digest)
             if stored is not None:
                 return _unpack(stored)
             await asyncio.sleep(0.05)
-        return Reply(
-            status=503,
-            message="a delivery with the same id is still being processed; retry later",
-            executionId=first,
-        )
+        return sync_replies.first_still_running(first)
 
     async def _call(self, req: falcon.asgi.Request, route: Route, event: TriggerEvent) -> Reply:
         timed = route.timeout_ms > 0
@@ -235,11 +229,7 @@ class WebhookResource:
         except TimeoutError:
             if not timed:  # no reply at all: the reply (or its executor) was lost
                 refuse(req, executors_unavailable())
-            return Reply(
-                status=408,
-                message=f"the workflow did not finish within {route.timeout_ms} ms",
-                executionId=event.id,
-            )
+            return sync_replies.timed_out(event.id, route.timeout_ms)
         except ExecutorsUnavailable:
             refuse(req, executors_unavailable())
 

@@ -1,7 +1,10 @@
-"""One asyncio Redis client per process, and the Lua scripts it runs by SHA."""
+"""One asyncio Redis client per process (`connect`, or a `Connection` that also
+answers whether Redis is reachable and closes it), and the Lua scripts it runs
+by SHA."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from hashlib import sha1
 from importlib import resources
@@ -32,6 +35,34 @@ def connect(url: str) -> aioredis.Redis:
         timeout=10,
     )
     return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
+
+
+class Connection:
+    """A process's Redis client: `client` is what the store objects are built on.
+
+    Example::
+
+        redis = Connection(settings.redis_url)
+        workflows = WorkflowStore(redis.client, keys)
+        ...
+        await redis.close()
+    """
+
+    def __init__(self, url: str) -> None:
+        self.client = connect(url)
+
+    async def reachable(self, timeout: float = 2.0) -> bool:
+        """Whether Redis answers a PING within `timeout` seconds."""
+        try:
+            return bool(await asyncio.wait_for(self.client.ping(), timeout))
+        except Exception:
+            return False
+
+    async def load_scripts(self) -> None:
+        await load_scripts(self.client)
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,20 +6,21 @@ jobs before them are stored too)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from engine.jsvalues import iso_datetime
 from engine.records import Execution, Job, execution_id_of_job, in_run_order
 from engine.status import is_final
 from store.batching import PipelineBatcher
 from store.connection import EXECUTION_SAVE, TIMERS_FIRE
+from store.errors import raises_store_error
 from store.filters import ExecutionFilter
 from store.keys import INBOX_GROUP, Keys
 
@@ -61,6 +62,7 @@ def _status_text(status: int | None) -> str:
     return "null" if status is None else str(int(status))
 
 
+@raises_store_error
 class ExecutionLog:
     """The hot executions in Redis (SPEC §9): running and waiting ones under
     their own keys, final ones on the history stream until the history writer
@@ -102,6 +104,24 @@ class ExecutionLog:
             EXECUTION_SAVE,
             *self._save_args(execution, entry, jobs, count_run, timers, queue, keep),
         )
+
+    async def update_job(self, job_id: str, change: Callable[[Job | None], Job]) -> Job | None:
+        """Write what `change` makes of job `job_id` (None: no such job) unless
+        the execution's jobs were written meanwhile: the job written, or None
+        when another write came first (read again and retry). `change` may
+        raise to write nothing. Optimistic (WATCH/MULTI), for a person's
+        submissions to a manual job landing at once."""
+        jobs_key = self.keys.jobs(execution_id_of_job(job_id))
+        async with self.client.pipeline(transaction=True) as pipe:
+            await pipe.watch(jobs_key)
+            job = change(await self.job(job_id))
+            pipe.multi()
+            pipe.hset(jobs_key, job.id, encode(job))
+            try:
+                await pipe.execute()
+            except WatchError:
+                return None
+        return job
 
     def show(self, execution: Execution) -> None:
         """Store a running execution's state without waiting (a progress mark)."""
@@ -178,9 +198,10 @@ class ExecutionLog:
         )
         return int(fired)
 
-    def mark_executed(self, version_id: int) -> asyncio.Future[Any]:
-        """Count a started execution of a version (which freezes the version)."""
-        return self.batcher.submit("INCR", self.keys.executed(version_id))
+    async def mark_executed(self, version_id: int) -> int:
+        """Count a started execution of a version (which freezes the version);
+        the count."""
+        return int(await self.batcher.submit("INCR", self.keys.executed(version_id)))
 
     # -- reads --------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from store.connection import HISTORY_MOVED
+from store.errors import raises_store_error
 from store.history import ArchivedExecution, archived
 from store.keys import HISTORY_GROUP, Keys
 
@@ -47,6 +48,7 @@ class RedisCopy:
     status: int
 
 
+@raises_store_error
 class HistoryQueue:
     def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self.client = client

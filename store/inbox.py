@@ -16,6 +16,8 @@ from redis.exceptions import ResponseError
 from engine.records import TriggerEvent
 from store.batching import PipelineBatcher
 from store.connection import INBOX_ADD, INBOX_PUSH
+from store.dedupe import Deduplicated
+from store.errors import raises_store_error
 from store.keys import INBOX_GROUP, Keys
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -33,14 +35,6 @@ _decode_id = msgspec.msgpack.Decoder(_EventId).decode
 
 class NotEnabled(Exception):
     """The workflow key has no enabled version (any more)."""
-
-
-class Duplicate(Exception):
-    """A repeated delivery of an event id inside the dedupe window."""
-
-    def __init__(self, execution_id: str) -> None:
-        super().__init__(execution_id)
-        self.execution_id = execution_id
 
 
 class BacklogFull(Exception):
@@ -78,6 +72,7 @@ class Entry:
         return event
 
 
+@raises_store_error
 class Inbox:
     def __init__(self, client: aioredis.Redis, keys: Keys, batcher: PipelineBatcher) -> None:
         self.client = client
@@ -94,10 +89,10 @@ class Inbox:
         """Store an event durably (group-committed); its entry id.
 
         With `dedupe` (digest of the event id, window in seconds) a repeated
-        delivery raises `Duplicate` instead. Raises `NotEnabled` / `StaleRoute`
+        delivery raises `Deduplicated` instead (store/dedupe.py). Raises `NotEnabled` / `StaleRoute`
         when the routed version is not the enabled one, `BacklogFull` when the
-        workflow's backlog reached `max_backlog`, and redis errors when the
-        store is unavailable."""
+        workflow's backlog reached `max_backlog`, and `StoreError` when Redis
+        is unavailable."""
         digest, window = dedupe or ("", 0)
         status, value = await self.batcher.submit_script(
             INBOX_ADD,
@@ -118,7 +113,7 @@ class Inbox:
         if status == 0:
             raise NotEnabled(event.key)
         if status == 2:
-            raise Duplicate(value.decode())
+            raise Deduplicated(value.decode())
         raise StaleRoute(int(value))
 
     async def push(self, event: TriggerEvent) -> str:
@@ -272,6 +267,13 @@ class Inbox:
     async def backlog(self, key: str) -> int:
         """Entries not yet final: unread plus pending (the stream keeps no others)."""
         return int(await self.client.xlen(self.keys.inbox(key)))
+
+    async def backlogs(self, keys: Sequence[str]) -> list[int]:
+        """`backlog` of each of `keys`, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.xlen(self.keys.inbox(key))
+        return [int(n) for n in await pipe.execute()]
 
     async def drop(self, key: str) -> None:
         await self.client.delete(self.keys.inbox(key))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import msgspec
 import redis.asyncio as aioredis
 
+from store.errors import raises_store_error
 from store.keys import Keys
 
 log = logging.getLogger("rayhook.sync")
@@ -49,6 +50,7 @@ _request = msgspec.msgpack.Decoder(SyncRequest).decode
 _reply = msgspec.msgpack.Decoder(SyncReply).decode
 
 
+@raises_store_error
 @dataclass(frozen=True, slots=True)
 class SyncCalls:
     """The channels of one namespace, and what travels on them."""

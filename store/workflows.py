@@ -4,6 +4,8 @@ keys. Every change is announced on the `changed` channel with the workflow key."
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -18,6 +20,7 @@ from engine.definition import (
 from engine.records import now
 from engine.validation import assign_node_keys, compile_workflow
 from store.connection import VERSION_DISABLE, VERSION_ENABLE
+from store.errors import raises_store_error
 from store.executions import encode
 from store.keys import Keys
 
@@ -34,6 +37,7 @@ class Frozen(ValueError):
     """An edit of a version that has already run."""
 
 
+@raises_store_error
 class WorkflowStore:
     def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self.client = client
@@ -221,6 +225,22 @@ class WorkflowStore:
                     f"workflow version {version.id} started running during the edit; "
                     "create a revision and edit that"
                 ) from None
+
+    async def changes(self, quiet_seconds: float) -> AsyncGenerator[str | None, None]:
+        """The keys of workflows as their changes are announced; None once
+        subscribed (changes made before are not announced again) and after each
+        `quiet_seconds` without one. Raises when Redis is lost."""
+        async with self.client.pubsub() as pubsub:
+            await pubsub.subscribe(self.keys.changed_channel)
+            yield None
+            while True:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=quiet_seconds
+                )
+                if message is None:
+                    yield None
+                elif message.get("type") == "message":
+                    yield message["data"].decode()
 
     async def _announce(self, key: str) -> None:
         await self.client.publish(self.keys.changed_channel, key)

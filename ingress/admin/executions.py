@@ -9,23 +9,23 @@ from typing import Any
 import falcon
 import falcon.asgi
 import msgspec
-from redis.exceptions import RedisError
 
 from actors.router import Unavailable
 from engine.definition import WorkflowVersion
 from engine.records import Execution, Job, TriggerEvent, execution_of, now
 from engine.status import Reason, Status, is_final
-from ingress.admin.common import (
-    AdminResource,
-    filter_by_tk,
-    int_param,
-    page_meta,
-    query,
-    reply,
-)
+from ingress.admin.envelope import page_meta, reply
 from ingress.admin.filters import execution_filter
-from ingress.refusals import executors_unavailable, history_errors, store_unavailable
+from ingress.admin.params import filter_by_tk, int_param, query
+from ingress.admin.resource import AdminResource
+from ingress.refusals import (
+    executor_unavailable,
+    executors_unavailable,
+    history_errors,
+    store_unavailable,
+)
 from ingress.services import Services
+from store.errors import StoreError
 from store.execution_search import StillRunning
 from store.filters import ExecutionFilter
 from store.inbox import NotEnabled, StaleRoute
@@ -141,7 +141,7 @@ class Cancel(AdminResource):
         try:
             running = await self.services.router.cancel(execution_id)
         except Unavailable:
-            raise falcon.HTTPServiceUnavailable(description="executor unavailable; retry") from None
+            raise executor_unavailable() from None
         if not running:
             entry = None
             if execution is None:
@@ -258,7 +258,7 @@ class Replay(AdminResource):
             raise executors_unavailable() from None
         except (NotEnabled, StaleRoute):
             raise falcon.HTTPConflict(description="the workflow changed; retry") from None
-        except (RedisError, OSError):
+        except (StoreError, OSError):
             raise store_unavailable() from None
         reply(
             resp,
@@ -300,7 +300,7 @@ class Replay(AdminResource):
                 cursor = page[-1].id
         except Unavailable:
             raise executors_unavailable() from None
-        except (RedisError, OSError):
+        except (StoreError, OSError):
             raise store_unavailable() from None
         reply(resp, {"count": replayed, "skipped": skipped})
 

@@ -5,20 +5,23 @@ node test does)."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import falcon
 import falcon.asgi
 import msgspec
-from redis.exceptions import WatchError
 
 from actors.router import Unavailable
 from engine.nodes.manual import decide
 from engine.records import Job, Resume, TriggerEvent, execution_id_of_job, now
 from engine.status import PENDING, Status
-from ingress.admin.common import AdminResource, filter_by_tk, json_body, reply
+from ingress.admin.body import json_body
+from ingress.admin.envelope import reply
+from ingress.admin.params import filter_by_tk
+from ingress.admin.resource import AdminResource
 from ingress.errors import HTTPErrors
-from ingress.refusals import history_errors
+from ingress.refusals import execution_service_unavailable, history_errors
 from ingress.services import Services
 
 #: Node types `flow_nodes:test` runs (NocoBase's list of nodes with a test()).
@@ -74,51 +77,22 @@ class JobResume(AdminResource):
         execution = found[0]
         if execution.status != Status.STARTED:
             raise falcon.HTTPBadRequest(description="the execution is not waiting")
-        for _attempt in range(5):
-            try:
-                job, decided = await self._submit(job_id, submission)
+        for _attempt in range(5):  # None: another submission landed meanwhile; read again
+            submitted = await self.services.executions.update_job(
+                job_id, partial(_submitted, job_id, submission)
+            )
+            if submitted is not None:
                 break
-            except WatchError:  # another submission landed meanwhile: read again
-                continue
         else:
             raise falcon.HTTPConflict(description="too many simultaneous submissions; retry")
+        meta: dict[str, Any] = submitted.meta if isinstance(submitted.meta, dict) else {}
+        assignees = list(meta.get("assignees") or [])
+        decided = decide(int(meta.get("mode", 0)), assignees, meta["submissions"])
         if decided is not None:
-            await self._resume(execution.key, execution.workflowId, execution.id, job, decided)
-        reply(resp, job, status=202)
-
-    async def _submit(self, job_id: str, submission: Submission) -> tuple[Job, int | None]:
-        log = self.services.executions
-        jobs_key = self.services.keys.jobs(execution_id_of_job(job_id))
-        async with self.services.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(jobs_key)
-            job = await log.job(job_id)
-            if job is None:
-                raise falcon.HTTPNotFound(description=f"job {job_id!r} not found")
-            if job.nodeType != "manual":
-                raise falcon.HTTPBadRequest(description="only manual nodes take submissions")
-            if job.status != PENDING:
-                raise falcon.HTTPBadRequest(description="this job has already been decided")
-            meta: dict[str, Any] = job.meta if isinstance(job.meta, dict) else {}
-            assignees = list(meta.get("assignees") or [])
-            submissions = dict(meta.get("submissions") or {})
-            if submission.assignee not in assignees:
-                raise falcon.HTTPForbidden(
-                    description=f"{submission.assignee!r} is not an assignee of this job"
-                )
-            if submission.assignee in submissions:
-                raise falcon.HTTPConflict(description="this assignee has already submitted")
-            submissions[submission.assignee] = {
-                "status": submission.status,
-                "result": submission.result,
-                "at": now().isoformat(),
-            }
-            job.meta = {**meta, "submissions": submissions}
-            job.updatedAt = now()
-            pipe.multi()
-            pipe.hset(jobs_key, job.id, msgspec.json.encode(job))
-            await pipe.execute()
-        decided = decide(int(meta.get("mode", 0)), assignees, submissions)
-        return job, decided
+            await self._resume(
+                execution.key, execution.workflowId, execution.id, submitted, decided
+            )
+        reply(resp, submitted, status=202)
 
     async def _resume(
         self, key: str, version_id: int, execution_id: str, job: Job, status: int
@@ -161,12 +135,37 @@ class NodeTestResource(AdminResource):
         try:
             outcome = await self.services.router.test_node(test.type, test.config, test.variables)
         except Unavailable:
-            raise falcon.HTTPServiceUnavailable(
-                description="the execution service is unavailable; retry later"
-            ) from None
+            raise execution_service_unavailable() from None
         if "errors" in outcome:
             raise HTTPErrors(400, outcome["errors"])
         reply(resp, outcome)
+
+
+def _submitted(job_id: str, submission: Submission, job: Job | None) -> Job:
+    """`job` with `submission` added, or the HTTP error that refuses it."""
+    if job is None:
+        raise falcon.HTTPNotFound(description=f"job {job_id!r} not found")
+    if job.nodeType != "manual":
+        raise falcon.HTTPBadRequest(description="only manual nodes take submissions")
+    if job.status != PENDING:
+        raise falcon.HTTPBadRequest(description="this job has already been decided")
+    meta: dict[str, Any] = job.meta if isinstance(job.meta, dict) else {}
+    assignees = list(meta.get("assignees") or [])
+    submissions = dict(meta.get("submissions") or {})
+    if submission.assignee not in assignees:
+        raise falcon.HTTPForbidden(
+            description=f"{submission.assignee!r} is not an assignee of this job"
+        )
+    if submission.assignee in submissions:
+        raise falcon.HTTPConflict(description="this assignee has already submitted")
+    submissions[submission.assignee] = {
+        "status": submission.status,
+        "result": submission.result,
+        "at": now().isoformat(),
+    }
+    job.meta = {**meta, "submissions": submissions}
+    job.updatedAt = now()
+    return job
 
 
 def routes(services: Services) -> list[tuple[str, object]]:

@@ -10,7 +10,9 @@ import falcon.asgi
 import msgspec
 
 from engine.paths import list_paths
-from ingress.admin.common import AdminResource, json_body, reply
+from ingress.admin.body import json_body
+from ingress.admin.envelope import reply
+from ingress.admin.resource import AdminResource
 from ingress.querystring import parse_query_string
 from ingress.services import Services
 

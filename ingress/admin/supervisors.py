@@ -9,7 +9,8 @@ import falcon
 import falcon.asgi
 import msgspec
 
-from ingress.admin.common import AdminResource, page_meta, reply
+from ingress.admin.envelope import page_meta, reply
+from ingress.admin.resource import AdminResource
 from ingress.services import Services
 
 
@@ -31,12 +32,10 @@ class SupervisorView(msgspec.Struct, kw_only=True):
 class SupervisorList(AdminResource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         rows, silent = await self.services.router.supervisors()
-        pipe = self.services.redis.pipeline(transaction=False)
-        for row in rows:
-            pipe.xlen(self.services.keys.inbox(str(row["key"])))
+        backlogs = await self.services.inbox.backlogs([str(row["key"]) for row in rows])
         views = [
             msgspec.convert({**row, "backlog": backlog}, SupervisorView)
-            for row, backlog in zip(rows, await pipe.execute(), strict=True)
+            for row, backlog in zip(rows, backlogs, strict=True)
         ]
         meta = {**page_meta(len(views), 1, max(1, len(views))), "unavailable": silent}
         reply(resp, views, meta=meta)

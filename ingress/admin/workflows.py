@@ -19,19 +19,14 @@ from engine.definition import (
 )
 from engine.records import TriggerEvent
 from engine.trigger import over_server_limit, security_warnings
-from ingress.admin.common import (
-    AdminResource,
-    convert,
-    filter_by_tk,
-    int_param,
-    json_body,
-    page_meta,
-    query,
-    reply,
-)
+from ingress.admin.body import convert, json_body
+from ingress.admin.envelope import page_meta, reply
+from ingress.admin.params import filter_by_tk, int_param, query
 from ingress.admin.passwords import masked, unmasked
+from ingress.admin.resource import AdminResource
 from ingress.body import huge_ints_as_doubles
 from ingress.errors import HTTPErrors
+from ingress.refusals import execution_service_unavailable
 from ingress.services import Services
 from store.workflows import Frozen, NotFound
 
@@ -178,9 +173,7 @@ class Execute(_Workflows):
         try:
             execution = await self.services.router.run_manual(event)
         except Unavailable:
-            raise falcon.HTTPServiceUnavailable(
-                description="the execution service is unavailable; retry later"
-            ) from None
+            raise execution_service_unavailable() from None
         reply(resp, {"execution": {"id": execution.id, "status": execution.status}})
 
 

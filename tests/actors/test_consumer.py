@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import ray
 
-from actors import pool
+from actors import handles
 from engine.records import TriggerEvent
 from engine.settings import Settings
 from engine.status import Reason, Status
@@ -63,7 +63,7 @@ async def _inbox_state(store: Store, key: str) -> tuple[int, int]:
 async def supervisors(settings: Settings) -> dict[str, dict[str, Any]]:
     """The supervisors awake in the pool, by workflow key (summed over executors)."""
     rows: dict[str, dict[str, Any]] = {}
-    for executor in pool.executors(settings):
+    for executor in handles.executors(settings):
         for row in await executor.supervisors.remote():
             merged = rows.setdefault(row["key"], {"inflight": 0, "dispatched": 0, "finished": 0})
             for counter in merged:
@@ -86,7 +86,7 @@ async def test_executors_run_every_queued_event_to_resolved_and_empty_the_inbox(
 ) -> None:
     version = await store.create(async_workflow(4))
     queued_before = await store.enqueue(version, [{"body": {"n": i}} for i in range(150)])
-    for executor in pool.executors(settings):
+    for executor in handles.executors(settings):
         await executor.ready.remote()
     queued_after = await store.enqueue(version, [{"body": {"n": i}} for i in range(150, 300)])
     events = queued_before + queued_after
@@ -113,7 +113,7 @@ async def test_killed_executor_is_restarted_and_every_event_still_finishes_exact
     settings: Settings, store: Store
 ) -> None:
     version = await store.create(slow_async_workflow(HEAVY_NODES))
-    executors = pool.executors(settings)
+    executors = handles.executors(settings)
     for executor in executors:
         await executor.ready.remote()
     events = await store.enqueue(version, [HEAVY_CONTEXT] * MANY)
@@ -140,7 +140,7 @@ async def test_a_disabled_workflow_drains_what_was_queued_then_its_inbox_is_not_
     assert await store.client.hget(store.keys.enabled, version.key) is None
     assert await store.client.sismember(store.keys.draining, version.key)
 
-    for executor in pool.executors(settings):
+    for executor in handles.executors(settings):
         await executor.ready.remote()
     assert await store.wait_final(events) == [RESOLVED] * len(events)
     await eventually(
@@ -159,7 +159,7 @@ async def test_a_resume_of_a_disabled_workflow_is_read_again(
     puts it back among the inboxes read, in the same step as its XADD."""
     version = await store.create(async_workflow(3))
     await store.workflows.disable(version)
-    for executor in pool.executors(settings):
+    for executor in handles.executors(settings):
         await executor.ready.remote()
     await eventually(
         lambda: store.client.sismember(store.keys.draining, version.key),
@@ -178,7 +178,7 @@ async def test_a_supervisor_wakes_on_its_workflows_first_event_and_retires_after
 ) -> None:
     settings = msgspec.structs.replace(store.settings, supervisor_linger=1.0)
     version = await store.create(async_workflow(3))
-    executors = pool.executors(settings)
+    executors = handles.executors(settings)
     for executor in executors:
         await executor.ready.remote()
     assert version.key not in await supervisors(settings)
@@ -210,7 +210,7 @@ async def test_entries_a_dead_consumer_left_pending_are_taken_over_and_run_once(
     # a consumer that read them and died (a pool that shrank from 8 executors)
     taken = await store.inbox.read_many("executor:7", [version.key], 100, 100)
     assert len(taken[version.key]) == 5
-    for executor in pool.executors(settings):
+    for executor in handles.executors(settings):
         await executor.ready.remote()
     assert await store.wait_final(events, timeout=30) == [RESOLVED] * 5
     assert await store.executed(version.id) == 5
@@ -236,7 +236,7 @@ async def test_an_entry_delivered_more_than_the_poison_limit_is_quarantined_not_
         await store.client.xreadgroup(INBOX_GROUP, "executor:0", {stream: "0"}, count=10)
     healthy = await store.enqueue(version, [{"body": {"n": 2}}])
 
-    for executor in pool.executors(settings):
+    for executor in handles.executors(settings):
         await executor.ready.remote()
     (status,) = await store.wait_final([poison])
     assert status == Status.ERROR
@@ -259,7 +259,7 @@ async def test_drain_waits_for_running_events_returns_0_and_leaves_unread_entrie
     version = await store.create(slow_async_workflow(30))  # ~0.6 s with LONG_CONTEXT
     (slow,) = await store.enqueue(version, [LONG_CONTEXT])
     unread = await store.enqueue(version, [{"body": {"xs": [i]}} for i in range(20)])
-    (executor,) = pool.executors(settings)
+    (executor,) = handles.executors(settings)
     await eventually(
         lambda: supervisors(settings),
         lambda rows: rows.get(version.key, {}).get("inflight") == 1,
@@ -287,7 +287,7 @@ async def test_entries_queued_right_after_drain_returned_are_not_run(
     `drain` said nothing runs (not even what a read already in flight returns)."""
     version = await store.create(async_workflow(3))
     (first,) = await store.enqueue(version, [{"body": {"n": 0}}])
-    executors = pool.executors(settings)
+    executors = handles.executors(settings)
     await store.wait_final([first])  # idle now: blocked in their inbox reads
 
     for executor in executors:

@@ -7,7 +7,7 @@ import time
 
 import msgspec
 
-from actors import pool
+from actors import handles
 from engine.records import Reply, TriggerEvent
 from engine.settings import Settings
 from engine.status import Reason, Status
@@ -39,7 +39,7 @@ async def test_run_sync_returns_the_response_nodes_reply_and_records_execution_a
 ) -> None:
     version = await store.create(sync_workflow())
     event = store.event(version, {"body": {"n": 21}})
-    actor = pool.executor(settings, 0)
+    actor = handles.executor(settings, 0)
 
     reply = _decode_reply(await actor.run_sync.remote(payload(event)))
 
@@ -71,7 +71,7 @@ async def test_sync_run_past_its_timeout_replies_408_and_is_aborted_with_reason_
 ) -> None:
     version = await store.create(long_sync_workflow(options={"timeout": 300}))
     event = store.event(version, LONG_CONTEXT)
-    actor = pool.executor(settings, 0)
+    actor = handles.executor(settings, 0)
     await actor.ready.remote()
 
     started = time.monotonic()
@@ -96,7 +96,7 @@ async def test_concurrent_run_batch_calls_with_the_same_event_run_it_once(
     nodes = 20  # ~20 ms each with LONG_CONTEXT: the calls overlap
     version = await store.create(slow_async_workflow(nodes))
     event = store.event(version, LONG_CONTEXT)
-    actor = pool.executor(settings, 0)
+    actor = handles.executor(settings, 0)
     await actor.ready.remote()
 
     first = actor.run_batch.remote([entry(event)])
@@ -120,7 +120,7 @@ async def test_redelivered_entry_of_a_final_execution_is_acked_not_rerun(
 ) -> None:
     version = await store.create(async_workflow(3))
     (event,) = await store.enqueue(version, [{"body": {"n": 1}}])
-    pool.executors(settings)  # they read the inbox and run it
+    handles.executors(settings)  # they read the inbox and run it
     assert await store.wait_final([event]) == [RESOLVED]
     first = await store.log.get(event.id)
     jobs_before = await store.log.jobs(event.id)
@@ -130,7 +130,7 @@ async def test_redelivered_entry_of_a_final_execution_is_acked_not_rerun(
 
     # Redelivery: the same payload with its entry id, to the executor that owns
     # the execution id (as sync calls are routed).
-    owner = pool.executor(settings, pool.executor_index(event.id, settings.executors))
+    owner = handles.executor(settings, handles.executor_index(event.id, settings.executors))
     assert event.entry is not None
     assert await owner.run_batch.remote([entry(event)]) == [RESOLVED]
 
@@ -152,13 +152,13 @@ async def test_redelivered_entry_of_a_final_execution_is_not_rerun_by_a_fresh_ex
     the execution log, not the process, must say the execution is over."""
     version = await store.create(async_workflow(3))
     (event,) = await store.enqueue(version, [{"body": {"n": 1}}])
-    pool.executors(settings)  # they read the inbox and run it
+    handles.executors(settings)  # they read the inbox and run it
     assert await store.wait_final([event]) == [RESOLVED]
     first = await store.log.get(event.id)
     jobs_before = await store.log.jobs(event.id)
     assert first is not None
 
-    other = pool.executor(settings, 1 - pool.executor_index(event.id, settings.executors))
+    other = handles.executor(settings, 1 - handles.executor_index(event.id, settings.executors))
     assert await other.run_batch.remote([entry(event)]) == [RESOLVED]
 
     again = await store.log.get(event.id)
@@ -174,7 +174,7 @@ async def test_redelivered_entry_of_an_execution_deleted_on_its_status_stays_del
     execution again."""
     version = await store.create(async_workflow(3, deleteExecutionOnStatus=[RESOLVED]))
     (event,) = await store.enqueue(version, [{"body": {"n": 1}}])
-    actor = pool.executor(settings, 0)
+    actor = handles.executor(settings, 0)
 
     assert await actor.run_batch.remote([entry(event)]) == [RESOLVED]
     assert await store.log.get(event.id) is None
@@ -193,7 +193,7 @@ async def test_cancel_aborts_a_running_execution_with_reason_manual_cancel(
 ) -> None:
     version = await store.create(long_sync_workflow())
     event = store.event(version, LONG_CONTEXT)
-    actor = pool.executor(settings, 0)
+    actor = handles.executor(settings, 0)
     await actor.ready.remote()
 
     running = actor.run_sync.remote(payload(event))
@@ -215,5 +215,5 @@ async def test_cancel_aborts_a_running_execution_with_reason_manual_cancel(
 
 
 async def test_cancel_of_an_unknown_execution_returns_false(settings: Settings) -> None:
-    actor = pool.executor(settings, 0)
+    actor = handles.executor(settings, 0)
     assert await actor.cancel.remote("0" * 32) is False

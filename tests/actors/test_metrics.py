@@ -9,7 +9,7 @@ import time
 
 import ray
 
-from actors import pool
+from actors import handles
 from engine.settings import Settings
 from tests.actors.support import Store
 
@@ -30,7 +30,7 @@ async def figure(store: Store, name: str, least: int, timeout: float = 30) -> in
 async def test_a_new_actor_after_a_clean_stop_is_no_restart_and_a_crash_is_one(
     settings: Settings, store: Store
 ) -> None:
-    first = pool.executor(settings, 0)
+    first = handles.executor(settings, 0)
     await first.ready.remote()
     assert await figure(store, "actor_starts", 1) == 1
     # A clean stop (as when the stack stops): the actor is gone for good; the
@@ -44,7 +44,7 @@ async def test_a_new_actor_after_a_clean_stop_is_no_restart_and_a_crash_is_one(
             break
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
-    second = pool.executor(settings, 0)
+    second = handles.executor(settings, 0)
     await second.ready.remote()
     assert await figure(store, "actor_starts", 2) == 2  # "starts after the first" would be 1
     assert await figure(store, "actor_restarts", 1, timeout=3) == 0

@@ -1427,11 +1427,11 @@ def test_history_database_takes_every_connection_rayhook_may_open() -> None:
 
 
 def test_history_writer_runs_where_the_network_policy_expects_it() -> None:
-    """The HistoryWriter actor takes the actor resource (actors/pool.py), which only
+    """The HistoryWriter actor takes the actor resource (actors/handles.py), which only
     the exec group offers: the exec pods connect to the history database."""
-    pool = ast.parse((REPO / "actors" / "pool.py").read_text())
+    handles = ast.parse((REPO / "actors" / "handles.py").read_text())
     (writer,) = [
-        n for n in pool.body if isinstance(n, ast.FunctionDef) and n.name == "history_writer"
+        n for n in handles.body if isinstance(n, ast.FunctionDef) and n.name == "history_writer"
     ]
     assert "resources=placement(settings)" in ast.unparse(writer)
 
@@ -1758,7 +1758,7 @@ def test_runbook_documents_the_contracts() -> None:
     for needle in (
         resource,
         "RAYHOOK_ACTOR_RESOURCE",
-        "actors/pool.py",
+        "actors/handles.py",
         "HorizontalPodAutoscaler",
         "rayhook-head-svc",
         "ray health-check",

@@ -10,7 +10,7 @@ from typing import Any
 
 import ray
 
-from actors.pool import executor_name
+from actors.handles import executor_name
 from tests.e2e.conftest import Server
 
 #: The issue's reproducer: V8 aborts its whole process ("Fatal JavaScript out

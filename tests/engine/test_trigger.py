@@ -1,5 +1,5 @@
-"""engine.trigger: `$context` from a request (SPEC §2.2), the async reply and the
-sync reply rules (SPEC §2 table)."""
+"""engine.trigger: `$context` from a request (SPEC §2.2) and the async reply
+(the sync reply rules: tests/engine/test_sync_replies.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import msgspec
 import pytest
 
 from engine.definition import WebhookConfig
-from engine.records import Reply
-from engine.status import Reason, Status
-from engine.trigger import REDACTED, body_problems, compile_trigger, over_server_limit, sync_reply
+from engine.trigger import REDACTED, body_problems, compile_trigger, over_server_limit
 
 
 def trigger(config: dict | None = None):
@@ -212,44 +210,6 @@ def test_async_reply_configured_without_body_still_says_ok():
     reply = trigger({"response": {"statusCode": 201}}).reply.render({}, {})
     assert reply.status == 201
     assert reply.body == "ok"
-
-
-# -- sync reply --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("status", [Status.RESOLVED, Status.FAILED, Status.ERROR, Status.ABORTED])
-def test_sync_reply_from_response_node_wins(status):
-    built = Reply(status=418, headers=[("X-A", "1")], body={"a": 1})
-    reply = sync_reply(int(status), Reason.TIMEOUT if status == Status.ABORTED else None, built, 10)
-    assert reply is built
-
-
-def test_sync_reply_resolved_without_response_is_200_ok():
-    reply = sync_reply(Status.RESOLVED, None, None, 0)
-    assert reply.status == 200
-    assert reply.body == "ok"
-
-
-def test_sync_reply_aborted_by_timeout_is_408():
-    reply = sync_reply(Status.ABORTED, Reason.TIMEOUT, None, 1500)
-    assert reply.status == 408
-    assert "1500" in (reply.message or "")
-
-
-def test_sync_reply_aborted_for_another_reason_is_500():
-    reply = sync_reply(Status.ABORTED, Reason.MANUAL_CANCEL, None, 1500)
-    assert reply.status == 500
-    assert "ABORTED" in (reply.message or "")
-
-
-@pytest.mark.parametrize(
-    "status",
-    [Status.FAILED, Status.ERROR, Status.CANCELED, Status.REJECTED, Status.RETRY_NEEDED],
-)
-def test_sync_reply_other_status_is_500_naming_the_status(status):
-    reply = sync_reply(int(status), None, None, 0)
-    assert reply.status == 500
-    assert status.name in (reply.message or "")
 
 
 # -- bodies (SPEC §12) ----------------------------------------------------------------

@@ -428,7 +428,7 @@ def test_a_worker_node_sigkilled_mid_load_loses_nothing(cluster: Cluster) -> Non
         spread = len(executor_nodes) == 2
         print(
             f"executors on {len(executor_nodes)} of 2 worker nodes"
-            + ("" if spread else " (Ray packed them: actors/pool.py sets no SPREAD strategy)")
+            + ("" if spread else " (Ray packed them: actors/handles.py sets no SPREAD strategy)")
         )
         print(
             "ingress drivers attach to",

@@ -1,4 +1,5 @@
-"""Backpressure (SPEC §9): refuse what cannot be kept safely, before accepting it.
+"""Redis's memory, read for backpressure (SPEC §9): refuse what cannot be kept
+safely, before accepting it.
 
 Redis runs with `maxmemory` and `noeviction`: past its high watermark an async
 webhook gets 503 with `Retry-After` and a JSON error naming the cause, and the
@@ -16,11 +17,14 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from store.errors import raises_store_error
+
 log = logging.getLogger("rayhook.backpressure")
 
 POLL_SECONDS = 0.5
 
 
+@raises_store_error
 @dataclass
 class RedisMemory:
     """Attributes: `used` and `limit` (Redis's maxmemory; 0 = none) in bytes, as

@@ -1,6 +1,13 @@
-"""Deduplication of sync deliveries: the first delivery of an event id claims
-it and stores its reply; a repeat gets that reply. (Async deliveries are
-deduplicated inside the inbox's own script, atomically with the XADD.)"""
+"""Dedupe (`config.dedupe`): a repeated delivery of an event id within the
+workflow's window is answered like the first, and starts nothing.
+
+One Redis key per delivered id (`dedupe:{key}:{digest}`, the first delivery's
+execution id), claimed two ways:
+- async: by the inbox's own script (`inbox_add.lua`), atomically with the
+  XADD; `Inbox.add` raises `Deduplicated` for a repeat;
+- sync: by `SyncDedupe.claim` before the call; the first delivery's reply is
+  kept for the window (`…:reply`) for the repeats, and a claim whose call was
+  not served is released so the provider's retry runs."""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import hashlib
 import redis.asyncio as aioredis
 
 from store.batching import PipelineBatcher
+from store.errors import raises_store_error
 from store.keys import Keys
 
 
@@ -17,7 +25,19 @@ def digest(event_id: str) -> str:
     return hashlib.sha256(event_id.encode()).hexdigest()[:32]
 
 
-class Deliveries:
+class Deduplicated(Exception):
+    """A repeated delivery of an event id inside the dedupe window: nothing was
+    queued; `execution_id` is the first delivery's execution."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(execution_id)
+        self.execution_id = execution_id
+
+
+@raises_store_error
+class SyncDedupe:
+    """The claims of sync deliveries' ids and the replies kept for repeats."""
+
     def __init__(self, client: aioredis.Redis, keys: Keys, batcher: PipelineBatcher) -> None:
         self.client = client
         self.keys = keys

@@ -1,5 +1,5 @@
-"""`store/` is the only door to Redis: no module of engine/, ingress/, actors/ or
-deploy/ imports redis-py. They speak to store objects, and catch `StoreError`
+"""`store/` is the only door to Redis: no module of engine/, integrations/, ingress/, actors/
+or deploy/ imports redis-py. They speak to store objects, and catch `StoreError`
 (store/errors.py) rather than redis-py's exceptions. (benchmarks/ and tests/
 may reach Redis directly: they measure and check what is stored.)"""
 
@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTSIDE_STORE = ("engine", "ingress", "actors", "deploy")
+OUTSIDE_STORE = ("engine", "integrations", "ingress", "actors", "deploy")
 
 
 def redis_imports(path: Path, root: Path = ROOT) -> list[str]:

@@ -77,6 +77,7 @@ export function duration(from, to) {
 
 export function ms(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
+  if (value < 1) return "< 1 ms";
   if (value < 1000) return `${Math.round(value)} ms`;
   if (value < 60000) return `${(value / 1000).toFixed(value < 10000 ? 2 : 1)} s`;
   return `${Math.floor(value / 60000)} min ${Math.round((value % 60000) / 1000)} s`;

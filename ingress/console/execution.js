@@ -82,7 +82,22 @@ export function render(root, { rest }) {
     const e = execution;
     const final = isFinal(e.status);
     const replay = h("button", { type: "button", id: "replay", onclick: () => act("replay") }, "Replay");
-    const cancel = h("button", { type: "button", id: "cancel", class: "danger", disabled: final, onclick: () => act("cancel") }, "Cancel");
+    // Cancel asks twice (a second click within five seconds): it cannot be undone.
+    const cancel = h("button", { type: "button", id: "cancel", class: "danger", disabled: final }, "Cancel");
+    let armed = null;
+    cancel.addEventListener("click", () => {
+      if (armed) {
+        clearTimeout(armed);
+        act("cancel");
+        return;
+      }
+      cancel.textContent = "Confirm cancel";
+      armed = setTimeout(() => {
+        armed = null;
+        cancel.textContent = "Cancel";
+      }, 5000);
+    });
+    const failedJob = final && e.status < 0 ? (e.jobs || []).find((j) => j.status < 0) : null;
     clear(
       head,
       h("h1", {}, "Execution ", h("span", { class: "mono small" }, e.id)),
@@ -101,8 +116,21 @@ export function render(root, { rest }) {
         e.manually ? fact("Started by", "a manual run") : null,
       ),
       e.error ? h("div", { class: "error", role: "alert", id: "execution-error" }, e.error) : null,
+      failedJob
+        ? h(
+            "div",
+            { class: "error", role: "alert", id: "failed-node" },
+            `Node ${nodeName(failedJob.nodeKey)} ended ${statusName(failedJob.status, { job: true })}`,
+            errorMessage(failedJob) ? `: ${errorMessage(failedJob)}` : "",
+          )
+        : null,
       h("div", { class: "actions" }, replay, cancel),
     );
+  }
+
+  function nodeName(key) {
+    const node = version ? nodesByKey(version.nodes).get(key) : null;
+    return node?.title ? `${node.title} (${key})` : key;
   }
 
   async function act(action) {
@@ -153,8 +181,9 @@ export function render(root, { rest }) {
         fact("Started", when(job.startedAt)),
         job.attempt > 1 ? fact("Attempt", String(job.attempt)) : null,
       ),
-      failed ? h("h4", { class: "error-text" }, "Error") : h("h4", {}, "Result"),
-      h("pre", { class: `code job-result${failed ? " failed" : ""}`, tabindex: "0" }, json(job.result)),
+      failed && errorMessage(job) ? h("p", { class: "error job-error" }, errorMessage(job)) : null,
+      manualWaiting ? null : h("h4", { class: failed ? "error-text" : "" }, failed ? "Error" : "Result"),
+      manualWaiting ? null : h("pre", { class: `code job-result${failed ? " failed" : ""}`, tabindex: "0" }, json(job.result)),
       job.log ? [h("h4", {}, failed ? "Log" : "Log"), h("pre", { class: "code job-log", tabindex: "0" }, job.log)] : null,
       job.meta && !manualWaiting ? [h("h4", {}, "Meta"), h("pre", { class: "code", tabindex: "0" }, json(job.meta))] : null,
       manualWaiting ? manualForm(job) : null,
@@ -221,6 +250,14 @@ export function render(root, { rest }) {
     alive = false;
     clearTimeout(timer);
   };
+}
+
+/** A failed job's message: its result's `message` (or the result, if text). */
+function errorMessage(job) {
+  const result = job.result;
+  if (typeof result === "string") return result;
+  if (result && typeof result.message === "string") return result.message;
+  return null;
 }
 
 function fact(name, value) {

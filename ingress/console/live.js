@@ -8,6 +8,7 @@ import { clear, errorBox, h, ms } from "./dom.js";
 
 const SCRAPE_MS = 2000;
 const KEEP = 90; // points: three minutes
+const MIN_SLOTS = 30; // the x axis spans at least one minute
 const STATUS_COLORS = {
   resolved: "#2e7d32",
   failed: "#c62828",
@@ -108,26 +109,35 @@ function chart(title, series, format) {
   const pad = 4;
   const all = series.flatMap((s) => s.values.filter((v) => v !== null && v !== undefined));
   const top = Math.max(1e-9, ...all) * 1.1;
-  const x = (i) => pad + ((width - 2 * pad) * i) / (KEEP - 1);
+  // Right-aligned, newest at the right edge; the first minute fills the width
+  // sooner than the whole window would.
+  const slots = Math.max(MIN_SLOTS, ...series.map((s) => s.values.length));
+  const x = (i) => pad + ((width - 2 * pad) * i) / (slots - 1);
   const y = (v) => height - pad - ((height - 2 * pad) * v) / top;
   const svg = h(
     "svg:svg",
     { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": `${title} chart` },
     h("svg:line", { x1: pad, y1: height - pad, x2: width - pad, y2: height - pad, class: "axis" }),
+    h("svg:line", { x1: pad, y1: y(top / 2.2), x2: width - pad, y2: y(top / 2.2), class: "grid" }),
   );
   for (const s of series) {
-    const offset = KEEP - s.values.length;
+    const offset = slots - s.values.length;
     let path = "";
     let pen = false;
+    let last = null;
     s.values.forEach((v, i) => {
       if (v === null || v === undefined) {
         pen = false;
         return;
       }
-      path += `${pen ? "L" : "M"}${x(i + offset).toFixed(1)},${y(v).toFixed(1)} `;
+      last = [x(i + offset), y(v)];
+      path += `${pen ? "L" : "M"}${last[0].toFixed(1)},${last[1].toFixed(1)} `;
       pen = true;
     });
-    if (path) svg.append(h("svg:path", { d: path, stroke: s.color, fill: "none", "stroke-width": "2" }));
+    if (path) {
+      svg.append(h("svg:path", { d: path, stroke: s.color, fill: "none", "stroke-width": "2" }));
+      svg.append(h("svg:circle", { cx: last[0].toFixed(1), cy: last[1].toFixed(1), r: "3", fill: s.color }));
+    }
   }
   const latest = (s) => {
     for (let i = s.values.length - 1; i >= 0; i--) if (s.values[i] !== null && s.values[i] !== undefined) return s.values[i];
@@ -138,6 +148,7 @@ function chart(title, series, format) {
     { class: "card chart-card" },
     h("figcaption", {}, title, h("span", { class: "muted" }, ` max ${format(top / 1.1)}`)),
     svg,
+    h("div", { class: "muted axis-note" }, `last ${Math.round(((slots - 1) * SCRAPE_MS) / 1000)} s`),
     h("ul", { class: "legend" }, ...series.map((s) => h("li", {}, h("span", { class: `swatch`, dataset: { color: s.color } }), `${s.name}: `, h("strong", {}, format(latest(s)))))),
   );
 }
@@ -169,7 +180,8 @@ export function render(root) {
     } catch (error) {
       if (alive) clear(status, errorBox(error));
     }
-    if (alive) timer = setTimeout(scrape, SCRAPE_MS);
+    // The first rate needs two scrapes: take the second one sooner.
+    if (alive) timer = setTimeout(scrape, points.length ? SCRAPE_MS : 1000);
   }
 
   function draw() {

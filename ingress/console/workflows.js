@@ -155,6 +155,7 @@ export function render(root, { params }) {
       }
     }
     draw();
+    requestAnimationFrame(() => detail.scrollIntoView({ block: "nearest" }));
     clear(
       detail,
       h(

@@ -282,6 +282,25 @@ def test_a_waiting_manual_node_is_approved_from_its_form(
     assert done is not None and done["status"] == 1
 
 
+def test_a_waiting_execution_is_canceled_after_a_confirmation(
+    console: Console, workflows: dict[str, dict[str, Any]]
+) -> None:
+    execution_id = send(console.server, workflows["refunds"]["key"], {"amount": 7})
+    console.sign_in()
+    console.open(f"#/execution/{execution_id}")
+    expect(console.page.locator("#execution-head .badge")).to_have_text("started")
+    cancel = console.page.locator("#cancel")
+    cancel.click()
+    expect(cancel).to_have_text("Confirm cancel")
+    assert console.server.execution(execution_id)["status"] == 0  # type: ignore[index]
+    cancel.click()
+    expect(console.page.locator("#execution-head .badge")).to_have_text("aborted")
+    expect(console.page.locator("#execution-head")).to_contain_text("manual_cancel")
+    expect(cancel).to_be_disabled()
+    done = console.server.execution(execution_id)
+    assert done is not None and done["status"] == -3 and done["reason"] == "manual_cancel"
+
+
 def test_a_failing_execution_shows_its_error(
     console: Console, workflows: dict[str, dict[str, Any]]
 ) -> None:
@@ -296,8 +315,11 @@ def test_a_failing_execution_shows_its_error(
     expect(node).to_have_class(re.compile("st-error"))
     expect(node).to_have_attribute("aria-pressed", "true")  # the failed node is opened
     expect(console.page.locator("#node-detail")).to_contain_text("Error")
-    expect(console.page.locator("#node-detail .job-result")).to_contain_text(
-        "card declined: insufficient funds"
+    expect(console.page.locator("#node-detail .job-error")).to_have_text(
+        "Error: card declined: insufficient funds"
+    )
+    expect(console.page.locator("#failed-node")).to_have_text(
+        "Node Charge (charge) ended error: Error: card declined: insufficient funds"
     )
     console.screenshot("failed")
 

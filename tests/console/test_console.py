@@ -219,9 +219,33 @@ def test_webhooks_appear_live_and_a_body_field_finds_one(
     console.page.get_by_label("Status").select_option(label="failed")
     console.page.get_by_role("button", name="Search").click()
     expect(console.page.locator("#executions")).to_contain_text("No executions match")
+    console.page.get_by_label("Status").select_option(label="resolved")
+    console.page.get_by_role("button", name="Search").click()
+    expect(rows).to_have_count(1)
+    console.page.get_by_label("Created from").fill("2099-01-01T00:00:00")
+    console.page.get_by_role("button", name="Search").click()
+    expect(console.page.locator("#executions")).to_contain_text("No executions match")
     console.open(f"#/executions?workflow={key}")
     expect(rows.first).to_be_visible()
     console.screenshot("executions")
+
+
+def test_executions_page_by_page(console: Console, workflows: dict[str, dict[str, Any]]) -> None:
+    key = workflows["orders"]["key"]
+    for i in range(21):
+        send(console.server, key, {"amount": i, "order": {"id": f"page-{i}"}})
+    console.sign_in()
+    console.open(f"#/executions?workflow={key}")
+    rows = console.page.locator("#executions tbody tr")
+    expect(rows).to_have_count(20)
+    expect(console.page.locator("#exec-summary")).to_contain_text("page 1 of")
+    newest = rows.first.get_attribute("data-id")
+    console.page.get_by_role("link", name="Older →").click()
+    expect(console.page.locator("#exec-summary")).to_contain_text("page 2 of")
+    expect(rows.first).not_to_have_attribute("data-id", newest or "")
+    assert (rows.first.get_attribute("data-id") or "") < (newest or "")
+    console.page.get_by_role("link", name="← Newer").click()
+    expect(rows.first).to_have_attribute("data-id", newest or "")
 
 
 def test_an_execution_shows_its_nodes_and_replays(
@@ -372,15 +396,14 @@ def test_pages_fit_a_phone_screen_and_work_by_keyboard(
     page.keyboard.type(console.server.token)
     page.keyboard.press("Enter")
     expect(page.locator(f"tr[data-key='{key}']")).to_be_visible()
-    for hash_path, name in (
-        ("#/workflows", "workflows-390"),
-        (f"#/executions?workflow={key}", "executions-390"),
-        (f"#/execution/{execution_id}", "execution-390"),
-        ("#/live", "live-390"),
+    for hash_path, name, ready in (
+        ("#/workflows", "workflows-390", f"tr[data-key='{key}']"),
+        (f"#/executions?workflow={key}", "executions-390", "#executions tbody tr"),
+        (f"#/execution/{execution_id}", "execution-390", "[data-node='out']"),
+        ("#/live", "live-390", "#charts figure"),
     ):
         console.open(hash_path)
-        page.wait_for_load_state("networkidle")
-        expect(page.locator("main h1")).to_be_visible()
+        expect(page.locator(ready).first).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{hash_path} is {width} px wide"
         console.screenshot(name)

@@ -59,6 +59,54 @@ def orders(key: str) -> dict[str, Any]:
     }
 
 
+def routing(key: str) -> dict[str, Any]:
+    """Every kind of branch: multi-conditions, a loop inside one, a parallel."""
+
+    def kind_is(value: str) -> dict[str, Any]:
+        return {
+            "title": value,
+            "calculation": {"calculator": "equal", "operands": ["{{$context.body.kind}}", value]},
+        }
+
+    def variable(node_key: str, value: Any) -> dict[str, Any]:
+        return {"key": node_key, "type": "variable", "config": {"value": value}}
+
+    return {
+        "key": key,
+        "title": "Routing",
+        "sync": False,
+        "enabled": True,
+        "nodes": [
+            {
+                "key": "kind",
+                "type": "multi-conditions",
+                "title": "Kind?",
+                "config": {"conditions": [kind_is("order"), kind_is("refund")]},
+                "branches": {
+                    "1": [
+                        {
+                            "key": "lines",
+                            "type": "loop",
+                            "title": "Each line",
+                            "config": {"target": "{{$context.body.items}}"},
+                            "branches": {"0": [variable("line", "{{$scopes.lines.item.sku}}")]},
+                        }
+                    ],
+                    "2": [variable("refund", "refund")],
+                    "0": [variable("other", "other")],
+                },
+            },
+            {
+                "key": "fan",
+                "type": "parallel",
+                "title": "Notify",
+                "config": {"mode": "all"},
+                "branches": {"1": [variable("mail", "mail")], "2": [variable("chat", "chat")]},
+            },
+        ],
+    }
+
+
 def refunds(key: str) -> dict[str, Any]:
     return {
         "key": key,
@@ -103,7 +151,12 @@ def workflows(stack: Server) -> dict[str, dict[str, Any]]:
     suffix = secrets.token_hex(3)
     made = {
         name: stack.create(build(f"{name}-{suffix}"))
-        for name, build in (("orders", orders), ("refunds", refunds), ("charges", charges))
+        for name, build in (
+            ("orders", orders),
+            ("refunds", refunds),
+            ("charges", charges),
+            ("routing", routing),
+        )
     }
     return made
 
@@ -183,8 +236,21 @@ def test_a_pasted_yaml_definition_is_applied(console: Console) -> None:
     console.page.get_by_role("button", name="Apply").click()
     expect(console.page.locator("#apply-message")).to_contain_text(f"Applied {key}: version #")
     expect(console.page.locator(f"tr[data-key='{key}']")).to_contain_text("Pasted")
+    # The same key again: a new version, current; the first can be enabled again.
+    area.fill(area.input_value().replace("title: Pasted", "title: Pasted again"))
+    console.page.get_by_role("button", name="Apply").click()
+    row = console.page.locator(f"tr[data-key='{key}']")
+    expect(row).to_contain_text("Pasted again")
+    expect(row).to_contain_text("(2 in all)")
     versions = console.server.admin.get("/api/workflows:list", params={"filter[key]": key})
-    console.server.created.extend(v["id"] for v in versions.json()["data"])
+    first, second = sorted(v["id"] for v in versions.json()["data"])
+    console.server.created.extend([first, second])
+    row.get_by_role("button", name="Versions & definition").click()
+    expect(console.page.get_by_label("Definition as YAML")).to_contain_text("title: Pasted again")
+    console.page.locator("table.versions").get_by_role("button", name="Enable this version").click()
+    expect(row).to_contain_text(f"#{first}")
+    current = console.server.admin.get("/api/workflows:list", params={"filter[key]": key})
+    assert [v["id"] for v in current.json()["data"] if v["current"]] == [first]
     # A bad definition says what is wrong (and its 400 is the only console error).
     console.allowed.append(re.compile(r"400"))
     area.fill(f"key: {key}\nsync: false\nnodes:\n  - key: v\n    type: nosuchnode\n")
@@ -283,6 +349,33 @@ def test_an_execution_shows_its_nodes_and_replays(
     new_id = console.page.url.rsplit("/", 1)[1]
     assert new_id != execution_id
     assert console.server.execution(new_id)["replayOf"] == execution_id  # type: ignore[index]
+
+
+def test_the_graph_draws_every_kind_of_branch(
+    console: Console, workflows: dict[str, dict[str, Any]]
+) -> None:
+    items = [{"sku": "A"}, {"sku": "B"}, {"sku": "C"}]
+    execution_id = send(
+        console.server, workflows["routing"]["key"], {"kind": "order", "items": items}
+    )
+    console.server.wait_final(execution_id)
+    console.sign_in()
+    console.open(f"#/execution/{execution_id}")
+    graph = console.page.get_by_role("group", name="Node graph")
+    expect(graph.locator(".branch-label")).to_have_text(
+        ["1: order", "each item", "2: refund", "otherwise", "branch 1", "branch 2"]
+    )
+    expect(graph.locator("[data-node='refund']")).to_have_class(re.compile("st-not-run"))
+    expect(graph.locator("[data-node='chat']")).to_have_class(re.compile("st-resolved"))
+    # three runs of the loop body ("\u00d7" is the multiplication sign)
+    expect(graph.locator("[data-node='line'] .node-status")).to_have_text("resolved \u00d73")
+    graph.locator("[data-node='line']").click()
+    detail = console.page.locator("#node-detail")
+    expect(detail.locator("section.job h3")).to_have_text(
+        [re.compile(f"^Run {n}") for n in (1, 2, 3)]
+    )
+    expect(detail.locator(".job-result")).to_have_text(['"A"', '"B"', '"C"'])
+    console.screenshot("branches")
 
 
 def test_a_waiting_manual_node_is_approved_from_its_form(

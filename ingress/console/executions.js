@@ -76,7 +76,7 @@ export function render(root, { params }) {
   );
   const summaryLine = h("p", { id: "exec-summary", class: "muted", "aria-live": "polite" });
   const table = h("div", { id: "executions" });
-  const pager = h("nav", { class: "pager", "aria-label": "Pages" });
+  const pager = h("nav", { class: "pager", "aria-label": "Result pages" });
   root.append(
     h("h1", {}, "Executions"),
     form,

@@ -186,10 +186,13 @@ def test_a_wrong_token_is_refused_and_the_right_one_signs_in(console: Console) -
     console.allowed.append(re.compile(r"401"))
     console.sign_in("not-the-token")
     expect(console.page.get_by_role("alert")).to_contain_text("Wrong token")
+    expect(console.page.get_by_role("navigation", name="Pages")).to_be_hidden()
+    expect(console.page.get_by_role("button", name="Sign out")).to_be_hidden()
     console.screenshot("signin-refused")
     console.page.get_by_label("Admin token").fill(console.server.token)
     console.page.get_by_role("button", name="Sign in").click()
     expect(console.page.get_by_role("heading", name="Workflows")).to_be_visible()
+    expect(console.page.get_by_role("navigation", name="Pages")).to_be_visible()
     stored = console.page.evaluate("sessionStorage.getItem('rayhook.adminToken')")
     assert stored == console.server.token
     assert console.page.context.cookies() == []

@@ -261,6 +261,28 @@ def test_a_pasted_yaml_definition_is_applied(console: Console) -> None:
     expect(console.page.locator("#apply-message .error")).to_contain_text("nosuchnode")
 
 
+def test_the_definition_shown_as_yaml_applies_back_unchanged(
+    console: Console, workflows: dict[str, dict[str, Any]]
+) -> None:
+    original = workflows["routing"]
+    console.sign_in()
+    row = console.page.locator(f"tr[data-key='{original['key']}']")
+    row.get_by_role("button", name="Versions & definition").click()
+    yaml = console.page.get_by_label("Definition as YAML")
+    expect(yaml).to_contain_text("{{$scopes.lines.item.sku}}")
+    console.page.get_by_label(re.compile("Paste a workflow definition")).fill(yaml.inner_text())
+    console.page.get_by_role("button", name="Apply").click()
+    expect(console.page.locator("#apply-message")).to_contain_text(f"Applied {original['key']}")
+    versions = console.server.admin.get(
+        "/api/workflows:list", params={"filter[key]": original["key"]}
+    ).json()["data"]
+    newest = max(versions, key=lambda v: v["id"])
+    console.server.created.append(newest["id"])
+    assert newest["id"] != original["id"] and newest["current"]
+    for field in ("title", "sync", "config", "options", "nodes"):
+        assert newest[field] == original[field], field
+
+
 def test_webhooks_appear_live_and_a_body_field_finds_one(
     console: Console, workflows: dict[str, dict[str, Any]]
 ) -> None:

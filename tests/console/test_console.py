@@ -447,7 +447,9 @@ def test_a_failing_execution_shows_its_error(
     console: Console, workflows: dict[str, dict[str, Any]]
 ) -> None:
     key = workflows["charges"]["key"]
-    execution_id = send(console.server, key, {"card": "4242"})
+    # A body that would be markup if the page built HTML from strings.
+    trap = "<img src=x onerror=window.pwned=1>"
+    execution_id = send(console.server, key, {"card": trap})
     console.server.wait_final(execution_id)
     console.sign_in()
     console.open(f"#/execution/{execution_id}")
@@ -463,6 +465,9 @@ def test_a_failing_execution_shows_its_error(
     expect(console.page.locator("#failed-node")).to_have_text(
         "Node Charge (charge) ended error: Error: card declined: insufficient funds"
     )
+    expect(console.page.get_by_label("Trigger context")).to_contain_text(trap)
+    assert console.page.evaluate("window.pwned") is None
+    assert console.page.locator("main img").count() == 0
     console.screenshot("failed")
 
 

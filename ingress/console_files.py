@@ -67,12 +67,6 @@ class ConsoleResource:
         resp.set_header("Referrer-Policy", "no-referrer")
         resp.set_header("Cache-Control", "no-cache")
 
-    async def on_head(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str = "index.html"
-    ) -> None:
-        await self.on_get(req, resp, name)
-        resp.data = b""
-
 
 def add_routes(app: falcon.asgi.App) -> None:
     resource = ConsoleResource()

@@ -3,18 +3,19 @@
 // "Live" is on. The filters live in the URL (`#/executions?workflow=...`), so a
 // search can be bookmarked and the back button works.
 
-import { get } from "./api.js";
+import { get, post } from "./api.js";
 import { STATUSES, badge, clear, duration, errorBox, h, when } from "./dom.js";
 
 const PAGE_SIZE = 20;
 const REFRESH_MS = 2000;
-const FIELDS = ["workflow", "status", "from", "to", "path", "value", "page"];
+const FIELDS = ["workflow", "status", "exhausted", "from", "to", "path", "value", "page"];
 
-/** Query parameters of executions:list for the page's filters. */
-export function listParams(state) {
-  const params = { pageSize: PAGE_SIZE, page: state.page || 1 };
+/** The §9 filters as query parameters (executions:list, bulk replay). */
+export function filterParams(state) {
+  const params = {};
   if (state.workflow) params["filter[workflowKey]"] = state.workflow;
   if (state.status) params["filter[status]"] = state.status;
+  if (state.exhausted) params["filter[exhausted]"] = state.exhausted;
   if (state.from) params["filter[createdAt][$gte]"] = new Date(state.from).toISOString();
   if (state.to) params["filter[createdAt][$lte]"] = new Date(state.to).toISOString();
   if (state.path && state.value !== undefined) {
@@ -22,6 +23,11 @@ export function listParams(state) {
     params[`filter[context.${path}]`] = state.value;
   }
   return params;
+}
+
+/** Query parameters of executions:list for the page's filters and page. */
+export function listParams(state) {
+  return { ...filterParams(state), pageSize: PAGE_SIZE, page: state.page || 1 };
 }
 
 export function render(root, { params }) {
@@ -39,6 +45,14 @@ export function render(root, { params }) {
     h("option", { value: "" }, "Any status"),
     ...STATUSES.map(([n, name]) => h("option", { value: n === null ? "null" : String(n) }, name)),
   );
+  const exhaustedSelect = h(
+    "select",
+    { id: "f-exhausted", name: "exhausted" },
+    h("option", { value: "" }, "Either"),
+    h("option", { value: "true" }, "Exhausted (retries used up)"),
+    h("option", { value: "false" }, "Not exhausted"),
+  );
+  exhaustedSelect.value = state.exhausted;
   const from = h("input", { id: "f-from", name: "from", type: "datetime-local", step: "1" });
   const to = h("input", { id: "f-to", name: "to", type: "datetime-local", step: "1" });
   const path = h("input", { id: "f-path", name: "path", placeholder: "body.data.object.id", spellcheck: "false" });
@@ -58,7 +72,7 @@ export function render(root, { params }) {
       onsubmit: (event) => {
         event.preventDefault();
         const next = new URLSearchParams();
-        const values = { workflow: workflowSelect.value, status: statusSelect.value, from: from.value, to: to.value, path: path.value.trim(), value: value.value };
+        const values = { workflow: workflowSelect.value, status: statusSelect.value, exhausted: exhaustedSelect.value, from: from.value, to: to.value, path: path.value.trim(), value: value.value };
         if (!values.path) values.value = "";
         for (const [k, v] of Object.entries(values)) if (v) next.set(k, v);
         const hash = `#/executions${next.size ? `?${next}` : ""}`;
@@ -68,6 +82,7 @@ export function render(root, { params }) {
     },
     field("Workflow", workflowSelect),
     field("Status", statusSelect),
+    field("Retries", exhaustedSelect),
     field("Created from", from),
     field("Created to", to),
     field("Context path", path),
@@ -75,12 +90,15 @@ export function render(root, { params }) {
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Search"), h("a", { href: "#/executions", class: "button quiet" }, "Clear")),
   );
   const summaryLine = h("p", { id: "exec-summary", class: "muted", "aria-live": "polite" });
+  const bulkMessage = h("div", { id: "bulk-message", "aria-live": "polite" });
+  const replayAll = replayAllButton(state, bulkMessage);
   const table = h("div", { id: "executions" });
   const pager = h("nav", { class: "pager", "aria-label": "Result pages" });
   root.append(
     h("h1", {}, "Executions"),
     form,
-    h("div", { class: "toolbar" }, summaryLine, h("label", { class: "inline" }, liveBox, " Live")),
+    h("div", { class: "toolbar" }, summaryLine, h("div", { class: "actions" }, replayAll, h("label", { class: "inline" }, liveBox, " Live"))),
+    bulkMessage,
     table,
     pager,
   );
@@ -171,6 +189,43 @@ export function render(root, { params }) {
     alive = false;
     clearTimeout(timer);
   };
+}
+
+/**
+ * SPEC §11: replay every final execution the filters match. Only with at least
+ * one filter (the API refuses none), and only after a second click within 5 s.
+ */
+function replayAllButton(state, message) {
+  const filters = filterParams(state);
+  const button = h("button", { type: "button", id: "replay-all", class: "quiet", hidden: Object.keys(filters).length === 0 }, "Replay all matching");
+  let armed = null;
+  button.addEventListener("click", async () => {
+    if (!armed) {
+      button.textContent = "Confirm: replay all matching";
+      armed = setTimeout(() => {
+        armed = null;
+        button.textContent = "Replay all matching";
+      }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    button.textContent = "Replay all matching";
+    button.disabled = true;
+    message.replaceChildren();
+    try {
+      const reply = await post("/api/executions:replay", filters);
+      const { count, skipped } = reply.data;
+      message.append(
+        h("div", { class: "ok", role: "status" }, `Replayed ${count} execution${count === 1 ? "" : "s"}` + (skipped ? ` (${skipped} skipped: no enabled version)` : "") + "."),
+      );
+    } catch (error) {
+      message.append(errorBox(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 function field(label, input) {

@@ -196,6 +196,13 @@ def test_a_wrong_token_is_refused_and_the_right_one_signs_in(console: Console) -
     stored = console.page.evaluate("sessionStorage.getItem('rayhook.adminToken')")
     assert stored == console.server.token
     assert console.page.context.cookies() == []
+    # A token that stops working (a restart with another one) leads back to sign-in.
+    console.page.evaluate("sessionStorage.setItem('rayhook.adminToken', 'stale')")
+    console.open("#/executions")
+    expect(console.page.get_by_role("alert")).to_contain_text("The token was refused (401)")
+    expect(console.page.get_by_label("Admin token")).to_be_visible()
+    console.sign_in()
+    expect(console.page.get_by_role("heading", name="Workflows")).to_be_visible()
     console.page.get_by_role("button", name="Sign out").click()
     expect(console.page.get_by_label("Admin token")).to_be_visible()
     assert console.page.evaluate("sessionStorage.length") == 0
@@ -319,6 +326,36 @@ def test_webhooks_appear_live_and_a_body_field_finds_one(
     console.open(f"#/executions?workflow={key}")
     expect(rows.first).to_be_visible()
     console.screenshot("executions")
+
+
+def test_every_failed_match_is_replayed_at_once(
+    console: Console, workflows: dict[str, dict[str, Any]]
+) -> None:
+    key = workflows["charges"]["key"]
+    for _ in range(2):
+        console.server.wait_final(send(console.server, key, {"card": "0000"}))
+    matching = console.server.admin.get(
+        "/api/executions:list", params={"filter[workflowKey]": key, "filter[status]": "-2"}
+    ).json()["meta"]["count"]
+    console.sign_in()
+    console.open("#/executions")
+    expect(console.page.locator("#replay-all")).to_be_hidden()  # no filter: nothing to replay
+    console.open(f"#/executions?workflow={key}&status=-2")
+    expect(console.page.locator("#exec-summary")).to_contain_text(f"{matching} execution")
+    button = console.page.get_by_role("button", name="Replay all matching")
+    button.click()
+    expect(button).to_have_text("Confirm: replay all matching")
+    button.click()
+    expect(console.page.locator("#bulk-message")).to_have_text(f"Replayed {matching} executions.")
+    rows = console.page.locator("#executions tbody tr")
+    expect(console.page.locator("#exec-summary")).to_contain_text(
+        f"{2 * matching} executions", timeout=20_000
+    )  # the replays fail too, and the live list shows them
+    expect(rows.first.locator("td[data-label='Note']")).to_contain_text("replay of")
+    console.page.get_by_label("Retries").select_option(label="Exhausted (retries used up)")
+    console.page.get_by_role("button", name="Search").click()
+    expect(console.page.locator("#executions")).to_contain_text("No executions match")
+    assert "exhausted=true" in console.page.url
 
 
 def test_executions_page_by_page(console: Console, workflows: dict[str, dict[str, Any]]) -> None:

@@ -111,5 +111,10 @@ signout.addEventListener("click", () => {
   token.clear();
   route();
 });
+// The skip link must not change the address: the hash is the router's.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 window.addEventListener("hashchange", route);
 route();

@@ -567,9 +567,16 @@ def test_pages_fit_a_phone_screen_and_work_by_keyboard(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{hash_path} is {width} px wide"
         console.screenshot(name)
-    # Keyboard only: tab to a node of the graph, open it with Enter.
+    # Keyboard only: the skip link jumps to the page's content, staying on it;
+    # tab to a node of the graph, open it with Enter.
     console.open(f"#/execution/{execution_id}")
+    page.reload()  # focus starts at the top of a freshly loaded page
     expect(page.locator("[data-node='out']")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    assert page.url.endswith(f"#/execution/{execution_id}")
     for _ in range(80):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.dataset.node") == "out":

@@ -223,6 +223,13 @@ def test_the_workflows_page_shows_a_workflow(
     )
     expect(row.locator(".count")).not_to_have_text("…")
     assert int(row.locator(".count").inner_text()) >= 1
+    console.page.context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=console.server.url
+    )
+    row.get_by_role("button", name=re.compile("^Copy http")).click()
+    expect(row.locator("button.copy")).to_have_text("Copied")
+    copied = console.page.evaluate("navigator.clipboard.readText()")
+    assert copied == f"{console.server.url}/api/webhook:trigger/{key}"
     row.get_by_role("button", name="Versions & definition").click()
     yaml = console.page.get_by_label("Definition as YAML")
     expect(yaml).to_contain_text(f"key: {key}")

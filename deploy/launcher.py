@@ -305,6 +305,7 @@ def run(stack: LocalStack) -> int:
         return 1
     token_file = stack.data_dir / "admin-token"
     print(f"rayhook ready at {stack.url}", flush=True)
+    print(f"console: {stack.url}/console/ (sign in with the admin token)", flush=True)
     if token_file.exists() and not stack.environ.get("RAYHOOK_ADMIN_TOKEN"):
         print(
             f"admin token: {stack.env['RAYHOOK_ADMIN_TOKEN']} (stored in {token_file})", flush=True

@@ -9,7 +9,7 @@ import falcon
 import falcon.asgi
 
 from engine.settings import Settings
-from ingress import admin, openapi
+from ingress import admin, console_files, openapi
 from ingress.admin.resource import AdminAuth
 from ingress.errors import handle_unexpected, serialize_error
 from ingress.health import Health, Ready
@@ -49,4 +49,5 @@ def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     app.add_route("/readyz", Ready(services))
     app.add_route("/metrics", MetricsResource(services))
     app.add_route(openapi.OPENAPI_PATH, openapi.OpenAPIResource())
+    console_files.add_routes(app)
     return app

@@ -9,7 +9,7 @@ executions, jobs, submissions, the error envelope, the probes' replies), so
 they cannot drift from the code.
 
 A few replies are still plain dicts built in `ingress/admin/` (`reply(resp,
-{...})`) and keep a small hand schema here: `ListMeta` (ingress/admin/common.py
+{...})`) and keep a small hand schema here: `ListMeta` (ingress/admin/envelope.py
 and executions.py), `ExecutionRef`/`ExecutionWithJobs` (workflows:execute,
 executions:replay and executions:get) and the inline one-field replies
 (`count`, `paths`, a node test's job). Giving them structs belongs with the
@@ -714,6 +714,48 @@ def _probe_paths() -> dict[str, Any]:
                         "description": "The Prometheus text exposition format.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
+                },
+            }
+        },
+        "/console": {
+            "get": {
+                "operationId": "console",
+                "tags": ["console"],
+                "summary": "The execution console's page (SPEC §10; docs/console.md).",
+                "description": "Static; it signs in with the admin token in the browser "
+                "and calls this API with it. Served under a strict Content-Security-Policy.",
+                **open_,
+                "responses": {
+                    "200": {
+                        "description": "The console's HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                },
+            }
+        },
+        "/console/{name}": {
+            "get": {
+                "operationId": "consoleFile",
+                "tags": ["console"],
+                "summary": "One of the console's static files (a script, a style sheet, an icon).",
+                **open_,
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file.",
+                        "content": {
+                            media: {"schema": {"type": "string"}}
+                            for media in ("text/javascript", "text/css", "image/svg+xml")
+                        },
+                    },
+                    **_errors(404),
                 },
             }
         },

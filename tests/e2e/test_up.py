@@ -70,6 +70,9 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
     try:
         line = next(ln for ln in up.output.read_text().splitlines() if "ready" in ln)
         assert line == f"rayhook ready at http://127.0.0.1:{port}"
+        console = f"http://127.0.0.1:{port}/console/"
+        assert f"console: {console} (sign in with the admin token)" in up.output.read_text()
+        assert "Content-Security-Policy" in httpx.get(console).headers
         token = (tmp_path / "data" / "admin-token").read_text().strip()
         applied = subprocess.run(
             [

@@ -145,6 +145,13 @@ class Runs:
         if self._running.get(execution_id) is task:
             del self._running[execution_id]
 
+    async def _unrunnable(
+        self, execution: Execution, event: TriggerEvent, journal: Journal, exc: Exception
+    ) -> Outcome:
+        """Record ERROR for a run whose version is gone or no longer valid."""
+        execution.status, execution.error = Status.ERROR, str(exc)
+        return await self.recorder.finish(execution, event, None, None, journal, False)
+
     async def _execute_once(self, event: TriggerEvent) -> Outcome:
         if event.resume is not None:
             return await self._resume(event)
@@ -155,8 +162,7 @@ class Runs:
         try:
             workflow, count_run = await self.workflow(event.workflowId)
         except (NotFound, DefinitionError) as exc:
-            execution.status, execution.error = Status.ERROR, str(exc)
-            return await self.recorder.finish(execution, event, None, None, journal, False)
+            return await self._unrunnable(execution, event, journal, exc)
         if workflow.options.retry is not None:
             self.metrics.count("attempts", execution.key)
         interpreter = self._interpreter(workflow, execution, journal)
@@ -176,8 +182,7 @@ class Runs:
         try:
             workflow, _ = await self.workflow(execution.workflowId, counted=True)
         except (NotFound, DefinitionError) as exc:
-            execution.status, execution.error = Status.ERROR, str(exc)
-            return await self.recorder.finish(execution, event, None, None, journal, False)
+            return await self._unrunnable(execution, event, journal, exc)
         interpreter = self._interpreter(
             workflow,
             execution,
@@ -209,8 +214,7 @@ class Runs:
         try:
             workflow, _ = await self.workflow(execution.workflowId, counted=True)
         except (NotFound, DefinitionError) as exc:
-            execution.status, execution.error = Status.ERROR, str(exc)
-            return await self.recorder.finish(execution, event, None, None, journal, False)
+            return await self._unrunnable(execution, event, journal, exc)
         self.metrics.count("attempts", execution.key)
         earlier = [j for j in jobs if j.attempt < attempt]
         interpreter = self._interpreter(

@@ -212,7 +212,8 @@ def test_the_workflows_page_shows_a_workflow(
     console: Console, workflows: dict[str, dict[str, Any]]
 ) -> None:
     key = workflows["orders"]["key"]
-    send(console.server, key, {"amount": 5, "order": {"id": "o-0"}})
+    # The page counts executions once, as it loads: wait until this one is recorded.
+    console.server.wait_final(send(console.server, key, {"amount": 5, "order": {"id": "o-0"}}))
     console.sign_in()
     row = console.page.locator(f"tr[data-key='{key}']")
     expect(row).to_contain_text("Orders")

@@ -25,7 +25,7 @@ from engine.logs import configure as configure_logs
 from engine.settings import Settings
 from store import migrate
 from store.connection import connect
-from store.errors import StoreError
+from store.errors import GroupMissing, StoreError
 from store.history import HistoryStore, HistoryUnavailable
 from store.history_queue import HistoryQueue, QueuedExecution
 from store.keys import Keys
@@ -38,6 +38,7 @@ CONSUMER = "writer"  # one name: a restarted writer owns the same pending entrie
 BATCH = 1000
 READ_BLOCK_MS = 1000
 CLAIM_IDLE_MS = 60_000
+OWN_PENDING_SECONDS = 5.0
 RETENTION_SECONDS = 60.0
 PARTITIONS_SECONDS = 3600.0
 MAX_BACKOFF = 5.0
@@ -79,20 +80,27 @@ class HistoryWriter:
     async def _run(self) -> None:
         await self._migrated()
         await self._retry_redis(self.queue.ensure_group)
-        # After a (re)start: what this writer took and did not finish goes first.
-        while pending := await self._retry_redis(lambda: self.queue.pending(CONSUMER, BATCH)):
-            await self._move(pending)
-        last_claim = time.monotonic()
+        last_own, last_claim = 0.0, time.monotonic()
         while True:
             try:
+                # What this writer took and did not finish: after a (re)start, and
+                # now and then, for a read whose reply never arrived (the client
+                # retried it on a fresh connection, leaving its entries pending).
+                if time.monotonic() - last_own > OWN_PENDING_SECONDS:
+                    last_own = time.monotonic()
+                    while pending := await self.queue.pending(CONSUMER, BATCH):
+                        await self._move(pending)
                 if time.monotonic() - last_claim > CLAIM_IDLE_MS / 1000:
                     last_claim = time.monotonic()
                     await self._move(await self.queue.claim_idle(CONSUMER, CLAIM_IDLE_MS, BATCH))
                 await self._move(await self.queue.take(CONSUMER, BATCH, READ_BLOCK_MS))
             except asyncio.CancelledError:
                 raise
+            except GroupMissing:  # Redis came back without its data
+                await self._retry_redis(self.queue.ensure_group)
             except (StoreError, OSError) as exc:
                 log.warning("history writer: redis unavailable (%s); retrying", exc)
+                last_own = 0.0
                 await asyncio.sleep(1.0)
 
     async def _move(self, items: list[QueuedExecution]) -> None:

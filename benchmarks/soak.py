@@ -14,6 +14,7 @@ from benchmarks.history import history_rows, stored_count, wait_for_history_queu
 from benchmarks.report import MB, Row, describe, growth_mb_per_minute, progress, value_at
 from benchmarks.stack import ASYNC_WORKFLOW, Bench, Stack, with_loss_check
 from deploy.bench.result import Result
+from store.keys import Keys
 
 KEY = "bench-soak"
 SAMPLE_SECONDS = 10.0
@@ -22,11 +23,17 @@ SAMPLE_SECONDS = 10.0
 class RedisMemorySampler:
     """`used_memory` (INFO memory) every `interval` seconds in a thread of its
     own, from `start` to `stop` (and once at `stop`): `samples` holds
-    (seconds since start, bytes)."""
+    (seconds since start, bytes). Beside each, `queues` holds the lengths of
+    the two streams work can wait on, the workflow's inbox and the history
+    queue: where a growth of memory sits."""
 
-    def __init__(self, client: redis.Redis, interval: float = SAMPLE_SECONDS) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, key: str, interval: float = SAMPLE_SECONDS
+    ) -> None:
         self.client, self.interval = client, interval
+        self.streams = (keys.inbox(key), keys.history)
         self.samples: list[tuple[float, float]] = []
+        self.queues: list[tuple[int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="redis-memory", daemon=True)
 
@@ -43,11 +50,18 @@ class RedisMemorySampler:
 
     def _run(self) -> None:
         while True:
-            self.samples.append((time.monotonic() - self._started, self.used_memory()))
+            self._sample()
             if self._stop.wait(self.interval):
-                # The last sample is the end of the load, wherever it falls.
-                self.samples.append((time.monotonic() - self._started, self.used_memory()))
+                self._sample()  # the last sample is the end of the load, wherever it falls
                 return
+
+    def _sample(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xlen(stream)
+        inbox, history = pipe.execute()
+        self.samples.append((time.monotonic() - self._started, self.used_memory()))
+        self.queues.append((int(inbox), int(history)))
 
 
 def soak(bench: Bench, baseline: float | None, minutes: float) -> list[Row]:
@@ -55,7 +69,7 @@ def soak(bench: Bench, baseline: float | None, minutes: float) -> list[Row]:
     with Stack() as stack:
         stack.apply(ASYNC_WORKFLOW, key=KEY)
         client = stack.redis()
-        sampler = RedisMemorySampler(client)
+        sampler = RedisMemorySampler(client, stack.keys, KEY)
 
         def load() -> Result:
             sampler.start()
@@ -74,6 +88,25 @@ def soak(bench: Bench, baseline: float | None, minutes: float) -> list[Row]:
         *describe(scenario, result, baseline),
         *history_rows(scenario, result, stored),
         *memory_rows(scenario, sampler.samples, settled),
+        *queue_rows(scenario, sampler),
+    ]
+
+
+def queue_rows(scenario: str, sampler: RedisMemorySampler) -> list[Row]:
+    """What waited in Redis at 1 min and at the end: inbox entries not yet
+    final, and final executions not yet in SQL."""
+    if not sampler.queues:
+        return []
+    timed = zip(sampler.samples, sampler.queues, strict=True)
+    first = next((q for (seconds, _), q in timed if seconds >= 60.0), sampler.queues[-1])
+    last = sampler.queues[-1]
+    most = max(inbox + history for inbox, history in sampler.queues)
+    return [
+        (
+            scenario,
+            "waiting in Redis at 1 min / at the end: inbox entries, history queue",
+            f"{first[0]:,} + {first[1]:,} / {last[0]:,} + {last[1]:,} (most at once {most:,})",
+        )
     ]
 
 

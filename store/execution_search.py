@@ -69,7 +69,7 @@ class ExecutionSearch:
 
         Redis copies go first. A copy the writer is committing meanwhile comes
         back as an SQL row, which the writer deletes itself: it finds the copy
-        gone when it forgets it (`HistoryQueue.moved`)."""
+        marked destroyed when it forgets it (`HistoryQueue.moved`)."""
         if isinstance(where, str):
             found = await self.get(where)
             if found is None:
@@ -92,5 +92,6 @@ class ExecutionSearch:
                 RedisCopy(e.id, entry, e.key, int(e.status or 0))
                 for e, entry in zip(hot, entries, strict=True)
                 if entry
-            ]
+            ],
+            destroyed=True,
         )

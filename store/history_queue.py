@@ -24,6 +24,10 @@ from store.keys import HISTORY_GROUP, Keys
 
 log = logging.getLogger("rayhook.history")
 
+#: How long a destroyed execution's marker lasts: longer than a writer holds a
+#: batch it could not commit (the SQL server down), within reason.
+DESTROYED_MARKER_SECONDS = 86_400
+
 
 @dataclass(frozen=True, slots=True)
 class QueuedExecution:
@@ -85,13 +89,16 @@ class HistoryQueue:
         claimed = reply[1] if reply else []
         return await self._entries([(self.keys.history, claimed)])
 
-    async def moved(self, copies: Sequence[RedisCopy]) -> list[str]:
-        """Forget these Redis copies (committed to SQL, or destroyed); the ids
-        whose copy was no longer there (destroyed while the writer committed
-        them: their rows must go again)."""
+    async def moved(self, copies: Sequence[RedisCopy], *, destroyed: bool = False) -> list[str]:
+        """Forget these Redis copies: committed to SQL by the writer, or
+        `destroyed` (which leaves a marker per execution for a day). The writer
+        gets back the ids destroyed while it committed them: their rows must go
+        again. Safe to run twice (a retried call after a lost reply): what is
+        already forgotten stays so, and its rows stay."""
         if not copies:
             return []
-        args: list[Any] = [HISTORY_GROUP, self.keys.executions()]
+        ttl = DESTROYED_MARKER_SECONDS if destroyed else 0
+        args: list[Any] = [HISTORY_GROUP, self.keys.executions(), self.keys.destroyed(""), ttl]
         for copy in copies:
             args += [copy.execution_id, copy.entry, self.keys.executions(copy.key), copy.status]
         keys = [self.keys.history, self.keys.moving, self.keys.execution_statuses]

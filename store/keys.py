@@ -24,6 +24,8 @@
 {ns}:execs:k:{key}:s:{status}  ZSET executions of a key by status
 {ns}:execs:moving            HASH execution id → its history stream entry (final,
                              not yet committed to the SQL history)
+{ns}:execs:destroyed:{id}    STRING a final execution destroyed before the history
+                             writer forgot it (a day): its SQL row goes again
 {ns}:history                 STREAM final executions with their jobs, on their way
                              to the SQL history; consumer group `writers`
 {ns}:history:unreadable      STREAM history entries that could not be decoded (kept
@@ -138,6 +140,9 @@ class Keys:
     @property
     def moving(self) -> str:
         return f"{self.ns}:execs:moving"
+
+    def destroyed(self, execution_id: str) -> str:
+        return f"{self.ns}:execs:destroyed:{execution_id}"
 
     def pattern(self) -> str:
         """Matches every key of this namespace (tests and `destroy` cleanup)."""

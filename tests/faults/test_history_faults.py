@@ -11,6 +11,8 @@ next start)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ import pytest
 import redis
 
 from engine.status import is_final
-from store.keys import Keys
+from store.keys import HISTORY_GROUP, Keys
 from tests.conftest import delete_namespace, kill_actors
 from tests.e2e.conftest import Server, start_server
 from tests.e2e.postgres_server import PostgresServer
@@ -143,3 +145,33 @@ def test_the_sql_server_crashes_and_comes_back(hstack: HistoryStack) -> None:
     )
     assert waiting > 0
     assert verdict.answering_again_s < 1.0  # webhooks never stopped being accepted
+
+
+def test_entries_the_writer_took_but_never_received_move_within_seconds(
+    hstack: HistoryStack,
+) -> None:
+    """A read whose reply is lost (the client retries it on a fresh connection)
+    leaves its entries pending to the writer, which reads nothing it did not
+    receive: it looks at its own pending entries every few seconds, well before
+    idle entries are claimed (60 s). Staged: the writer is stopped, final
+    executions are taken in its name, and it continues."""
+    hstack.wait_moved()
+    pid = hstack.actor_pid("history-writer")
+    client = redis.Redis.from_url(hstack.redis.url)
+    keys = Keys(hstack.server.namespace)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        sent = [hstack.server.http.post(hstack.url, json={"n": n}).status_code for n in range(20)]
+        assert set(sent) <= {200, 202}, sent
+        deadline = time.monotonic() + 60
+        while client.xlen(keys.history) < len(sent):
+            assert time.monotonic() < deadline, hstack.hot()
+            time.sleep(0.1)
+        # (the writer's own read, blocked when it stopped, may hold the first)
+        taken = client.xreadgroup(HISTORY_GROUP, "writer", {keys.history: ">"}, count=100)
+        assert sum(len(items) for _, items in taken) >= len(sent) - 1
+        assert client.xpending(keys.history, HISTORY_GROUP)["pending"] == len(sent)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        client.close()
+    assert hstack.wait_moved(timeout=30) < 30

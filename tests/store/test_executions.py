@@ -320,8 +320,27 @@ async def test_history_moved_forgets_every_redis_copy(
     assert await log.get(e.id) is None
     for index in (keys.executions(), keys.executions(KEY), keys.executions(KEY, 1)):
         assert await index_members(client, index) == []
-    # forgetting it again (a writer restarted after the first forget) says it is gone
-    assert await queue.moved([taken.copy]) == [e.id]
+    # forgetting it again (the call retried after its reply was lost) changes
+    # nothing and names nothing gone: the writer must keep its SQL row
+    assert await queue.moved([taken.copy]) == []
+
+
+async def test_the_writer_learns_which_executions_were_destroyed_while_it_committed(
+    client: aioredis.Redis, keys: Keys, log: ExecutionLog
+) -> None:
+    queue = HistoryQueue(client, keys)
+    await queue.ensure_group()
+    kept, doomed = execution(1), execution(2)
+    for e in (kept, doomed):
+        await log.save(e, jobs=[job(e.id, 1)])
+    taken = await queue.take("w", 10, 100)
+    by_id = {t.record.id: t for t in taken}
+    # a destroy forgets one while the writer holds both
+    assert await queue.moved([by_id[doomed.id].copy], destroyed=True) == []
+    assert await client.ttl(keys.destroyed(doomed.id)) > 3600
+    assert sorted(await queue.moved([t.copy for t in taken])) == [doomed.id]
+    assert not await client.exists(keys.destroyed(doomed.id))
+    assert await queue.moved([t.copy for t in taken]) == []  # and once only
 
 
 async def test_an_execution_not_kept_is_forgotten_at_once(

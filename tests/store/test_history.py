@@ -87,6 +87,27 @@ async def test_a_stored_execution_reads_back_whole_with_its_jobs(history: Histor
     assert await history.get(new_execution_id()) is None
 
 
+async def test_every_column_reads_back_into_its_own_field(history: HistoryStore) -> None:
+    """The writer hands the driver plain tuples in the table's column order: a
+    value in the wrong place would read back into another field."""
+    execution, jobs = make(Status.FAILED, at=NOW.replace(microsecond=123456), exhausted=True)
+    execution.reason = "node_failed"
+    execution.error = "boom"
+    execution.manually = True
+    execution.replayOf = new_execution_id()
+    execution.parentExecutionId = new_execution_id()
+    execution.stack = [new_execution_id()]
+    execution.startedAt = NOW + timedelta(seconds=1, microseconds=7)
+    execution.finishedAt = None
+    await store_all(history, (execution, jobs))
+    found = await history.get(execution.id)
+    assert found is not None
+    assert found[0] == execution
+    assert found[0].createdAt.microsecond == 123456
+    listed = await history.page(ExecutionFilter(exhausted=True))
+    assert [e.id for e in listed] == [execution.id]
+
+
 @pytest.mark.parametrize("output", [3, 1.0, 2.5, "7", "x", None, True, [1, "a"], {"k": None}])
 async def test_every_json_value_reads_back_as_it_was(history: HistoryStore, output: object) -> None:
     """SQLite gives a column declared JSON numeric affinity: the text `3` would

@@ -22,18 +22,15 @@ from engine.settings import Settings
 
 log = logging.getLogger("rayhook.ray")
 
-#: A session unused this long is closed (opening one again takes about a second).
-IDLE_SECONDS = 60.0
-
 
 class RaySession:
-    """Attributes: `settings`, `idle_seconds`, `opened` (whether this object
+    """Attributes: `settings` (`ray_idle_seconds`: a session unused this long is
+    closed; opening one again takes about a second), `opened` (whether this object
     called `ray.init`: a session the process had before, as in tests, is
     borrowed and never closed here), `users` (calls in progress)."""
 
-    def __init__(self, settings: Settings, *, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.idle_seconds = idle_seconds
         self.opened = False
         self.users = 0
         self.generation = 0  # how many times this object connected
@@ -89,7 +86,7 @@ class RaySession:
 
     async def _close_when_idle(self) -> None:
         while self.opened:
-            wait = self._last_use + self.idle_seconds - time.monotonic()
+            wait = self._last_use + self.settings.ray_idle_seconds - time.monotonic()
             if wait <= 0 and self.users == 0:
                 await self.close()
                 return

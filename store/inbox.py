@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 
 from engine.records import TriggerEvent
 from store.batching import PipelineBatcher
-from store.connection import DRAIN_DONE, INBOX_ADD, INBOX_PUSH
+from store.connection import CLAIM_IDLE, DRAIN_DONE, INBOX_ADD, INBOX_PUSH
 from store.dedupe import Deduplicated
 from store.errors import raises_store_error
 from store.keys import INBOX_GROUP, Keys
@@ -221,21 +221,21 @@ class Inbox:
     async def claim_idle_many(
         self, keys: Sequence[str], consumer: str, min_idle_ms: int, count: int
     ) -> dict[str, list[Entry]]:
-        """`claim_idle` over many inboxes in one round trip."""
+        """`claim_idle` over many inboxes in one round trip (a script that asks
+        only the inboxes holding entries)."""
         if not keys:
             return {}
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.xautoclaim(
-                self.keys.inbox(key), INBOX_GROUP, consumer, min_idle_ms, "0-0", count=count
-            )
+        reply = await CLAIM_IDLE(
+            self.client,
+            [self.keys.inbox(k) for k in keys],
+            [INBOX_GROUP, consumer, min_idle_ms, count],
+        )
         out: dict[str, list[Entry]] = {}
-        for key, reply in zip(keys, await pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(reply, ResponseError):
-                continue  # an inbox dropped meanwhile (NOGROUP): nothing to claim
-            claimed = [_entry(i, fields) for i, fields in (reply[1] if reply else []) if fields]
-            if claimed:
-                out[key] = claimed
+        items = list(reply or [])
+        for index, claimed in zip(items[::2], items[1::2], strict=True):
+            entries = [_entry(i, _fields(f)) for i, f in claimed if f]
+            if entries:
+                out[keys[int(index) - 1]] = entries
         return out
 
     async def deliveries(self, key: str, entry_ids: list[str]) -> dict[str, int]:
@@ -376,6 +376,13 @@ def _entries(reply: Any) -> list[Entry]:
         for entry_id, fields in items:
             out.append(_entry(entry_id, fields))
     return out
+
+
+def _fields(flat: Any) -> dict[bytes, bytes]:
+    """A stream entry's fields as a Lua script returns them (a flat list)."""
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _entry(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Entry:

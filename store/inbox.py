@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -231,7 +231,7 @@ class Inbox:
             [INBOX_GROUP, consumer, min_idle_ms, count],
         )
         out: dict[str, list[Entry]] = {}
-        items = list(reply or [])
+        items = cast(list[Any], reply or [])
         for index, claimed in zip(items[::2], items[1::2], strict=True):
             entries = [_entry(i, _fields(f)) for i, f in claimed if f]
             if entries:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import ray
 
@@ -57,7 +60,9 @@ class RaySession:
         try:
             async with self._lock:
                 if not ray.is_initialized():
+                    handlers = _python_handlers()
                     await asyncio.to_thread(self._init)
+                    _reinstall(handlers)
                     self.opened = True
                     self.generation += 1
                     log.info("connected to ray (on demand)")
@@ -75,7 +80,9 @@ class RaySession:
         """Disconnect now if this object connected and nothing uses Ray."""
         async with self._lock:
             if self.opened and self.users == 0 and ray.is_initialized():
+                handlers = _python_handlers()
                 await asyncio.to_thread(ray.shutdown)
+                _reinstall(handlers)
                 self.opened = False
                 log.info("disconnected from ray (idle)")
 
@@ -98,3 +105,28 @@ class RaySession:
             namespace=self.settings.namespace,
             log_to_driver=False,
         )
+
+
+#: Signals a gunicorn worker handles. Ray's core worker installs its own handler
+#: for some of them when it connects, and resets them to the default when it
+#: disconnects: SIGTERM would then kill the worker at once instead of letting
+#: its requests finish.
+_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGINT", "SIGQUIT", "SIGABRT", "SIGHUP", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+
+
+def _python_handlers() -> dict[int, Any]:
+    return {sig: signal.getsignal(sig) for sig in _SIGNALS}
+
+
+def _reinstall(handlers: dict[int, Any]) -> None:
+    """Put back the process's own signal handlers (main thread only, where the
+    event loop runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)

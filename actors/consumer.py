@@ -76,6 +76,7 @@ class InboxConsumer:
         self.log = log
         self.runner = runner
         self.keys: list[str] = []
+        self._enabled: set[str] = set()
         self.supervisors: dict[str, WorkflowSupervisor] = {}
         self.draining = False
         self._grouped: set[str] = set()
@@ -172,7 +173,9 @@ class InboxConsumer:
             await self._refresh()
 
     async def _refresh(self) -> None:
-        keys = await self.inbox.active_keys()
+        enabled, draining = await self.inbox.active_keys()
+        keys = sorted(enabled | draining)
+        self._enabled = enabled
         fresh = [k for k in keys if k not in self._grouped]
         if fresh:
             await self.inbox.ensure_groups(fresh)
@@ -342,9 +345,10 @@ class InboxConsumer:
         await self._drop_drained()
 
     async def _drop_drained(self) -> None:
-        enabled = await self.inbox.enabled_keys()
+        # The enabled set as last read: fresh enough, since drain_done.lua checks
+        # it again, and a disable moves the inboxes-changed counter (a refresh).
         for key in self.keys:
-            if key in enabled or self._inflight(key):
+            if key in self._enabled or self._inflight(key):
                 continue
             if await self.inbox.drain_done(key):
                 log.info("inbox of %s drained; no longer read", key)

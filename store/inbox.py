@@ -156,17 +156,14 @@ class Inbox:
         )
         return self._by_key(reply)
 
-    async def active_keys(self) -> list[str]:
-        """The workflow keys whose inboxes the executors read: the enabled ones
-        and the draining ones, sorted."""
+    async def active_keys(self) -> tuple[set[str], set[str]]:
+        """The workflow keys whose inboxes the executors read: the enabled ones,
+        and the draining ones (not enabled, or pushed to since)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hkeys(self.keys.enabled)
         pipe.smembers(self.keys.draining)
         enabled, draining = await pipe.execute()
-        return sorted({k.decode() for k in enabled} | {k.decode() for k in draining})
-
-    async def enabled_keys(self) -> set[str]:
-        return {k.decode() for k in await self.client.hkeys(self.keys.enabled)}
+        return {k.decode() for k in enabled}, {k.decode() for k in draining}
 
     async def changes(self) -> int:
         """The inboxes-changed counter: it moves whenever `active_keys` may have

@@ -29,17 +29,19 @@ from typing import Any, Protocol
 
 from actors.supervisor import WorkflowSupervisor
 from engine.settings import Settings
-from store.connection import DRAIN_DONE
 from store.errors import GroupMissing
 from store.executions import ExecutionLog
-from store.inbox import Entry, Inbox
+from store.inbox import BlockingReader, Entry, Inbox
 
 log = logging.getLogger("rayhook.consumer")
 
-READ_BLOCK_MS = 500
-REFRESH_SECONDS = 1.0  # how often the set of inboxes to read is read again
+#: How long one read waits for an entry. Long, to keep an idle executor (and
+#: Redis, which parses a read naming every inbox) quiet: the chores wake the read
+#: as soon as what it should name changes (a new inbox, freed capacity).
+READ_BLOCK_MS = 5000
+CHORE_SECONDS = 0.5  # the chores' tick: due timers, the inboxes-changed counter
+REFRESH_SECONDS = 10.0  # the set of inboxes is read again this often regardless
 MAINTAIN_SECONDS = 5.0  # keep-alives, claims of idle entries, drained inboxes
-TIMER_SECONDS = 0.5  # how often due timers are moved into their inboxes
 KEEP_ALIVE_AFTER = 10.0  # a run longer than this has its entry's idle time reset
 RETRY_SECONDS = 0.5
 MAX_QUICK_RETRIES = 5
@@ -74,41 +76,77 @@ class InboxConsumer:
         self.log = log
         self.runner = runner
         self.keys: list[str] = []
+        self._enabled: set[str] = set()
         self.supervisors: dict[str, WorkflowSupervisor] = {}
         self.draining = False
         self._grouped: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._attempts: dict[str, int] = {}
-        self._capacity = asyncio.Event()
+        self.reader = BlockingReader(inbox)
+        self._room = asyncio.Event()  # a run ended, or the inboxes changed
+        self._changes = 0  # the inboxes-changed counter at the last refresh
+        self._refresh_due = False
+        self._read_stale = False  # the waiting read names the wrong inboxes
+        self._read_partial = False  # the waiting read left out full inboxes
+        self._waking = False
 
     # -- the loop -----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until the actor goes away; a failed round is retried."""
-        recovered = False
-        clock = _Clock()
+        """Consume until the actor goes away: the reads here, the chores (timers,
+        the set of inboxes, maintenance) in a task of their own, so a long read
+        never delays a timer. A failed round is retried."""
         while True:
             try:
-                if clock.due("refresh", REFRESH_SECONDS):
-                    await self._refresh()
-                if not recovered:
-                    await self._recover()
-                    recovered = True
-                if clock.due("timers", TIMER_SECONDS):
-                    await self._fire_timers()
-                if clock.due("maintain", MAINTAIN_SECONDS):
-                    await self._maintain()
+                await self._refresh()
+                await self._recover()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: consumer start failed; retrying", self.name)
+                self._grouped.clear()
+                await asyncio.sleep(RETRY_SECONDS)
+        chores = asyncio.ensure_future(self._chores())
+        try:
+            await self._reads()
+        finally:
+            chores.cancel()
+            await asyncio.gather(chores, return_exceptions=True)
+            await self.reader.close()
+
+    async def _reads(self) -> None:
+        while True:
+            try:
                 if self.draining:
-                    await asyncio.sleep(READ_BLOCK_MS / 1000)
+                    await self._wait_for_room(CHORE_SECONDS)
                     continue
                 await self._read()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("%s: consumer round failed; retrying", self.name)
+                log.exception("%s: consumer read failed; retrying", self.name)
                 self._grouped.clear()  # an inbox may have been dropped (NOGROUP)
-                clock.reset()
+                self._refresh_due = True
                 await asyncio.sleep(RETRY_SECONDS)
+
+    async def _chores(self) -> None:
+        clock = _Clock()
+        clock.mark("refresh")
+        while True:
+            try:
+                await self._check_changes(clock)
+                await self._fire_timers()
+                if clock.due("maintain", MAINTAIN_SECONDS):
+                    await self._maintain()
+                await self._wake_stale_read()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: consumer chores failed; retrying", self.name)
+                self._grouped.clear()
+                self._refresh_due = True
+            await asyncio.sleep(CHORE_SECONDS)
 
     async def drain(self, timeout: float) -> int:
         """Stop reading and wait up to `timeout` s for what runs; how many still
@@ -124,37 +162,80 @@ class InboxConsumer:
 
     # -- reading ------------------------------------------------------------------------
 
+    async def _check_changes(self, clock: _Clock) -> None:
+        """Read the set of inboxes again when the inboxes-changed counter moved
+        (or every REFRESH_SECONDS, should a write have bypassed the scripts)."""
+        changes = await self.inbox.changes()
+        periodic = clock.due("refresh", REFRESH_SECONDS)
+        if self._refresh_due or periodic or changes != self._changes:
+            self._refresh_due = False
+            self._changes = changes
+            await self._refresh()
+
     async def _refresh(self) -> None:
-        enabled = await self.inbox.client.hkeys(self.inbox.keys.enabled)
-        draining = await self.inbox.client.smembers(self.inbox.keys.draining)
-        keys = sorted({k.decode() for k in enabled} | {k.decode() for k in draining})
+        enabled, draining = await self.inbox.active_keys()
+        keys = sorted(enabled | draining)
+        self._enabled = enabled
         fresh = [k for k in keys if k not in self._grouped]
         if fresh:
             await self.inbox.ensure_groups(fresh)
             self._grouped.update(fresh)
-        self.keys = keys
+        if keys != self.keys:
+            self.keys = keys
+            self._read_stale = True
+            self._room.set()
 
     async def _read(self) -> None:
         cap = self.settings.max_inflight
         readable = [k for k in self.keys if self._supervisor_room(k, cap) > 0]
+        self._read_stale = False
         if not readable or self._inflight() >= TOTAL_INFLIGHT:
-            self._capacity.clear()
-            try:
-                await asyncio.wait_for(self._capacity.wait(), READ_BLOCK_MS / 1000)
-            except TimeoutError:
-                pass
+            await self._wait_for_room(READ_BLOCK_MS / 1000)
             return
+        self._read_partial = len(readable) < len(self.keys)
         count = max(1, min(self.settings.inbox_batch, cap))
         try:
-            found = await self.inbox.read_many(self.name, readable, count, READ_BLOCK_MS)
+            found = await self.reader.read(self.name, readable, count, READ_BLOCK_MS)
         except GroupMissing:
             self._grouped.clear()  # an inbox was dropped and created again
             await self._refresh()
             return
+        finally:
+            self._read_partial = False
         if self.draining:  # the drain began during the read: these run after a restart
             return
         for key, entries in found.items():
             self._dispatch(key, entries)
+
+    async def _wait_for_room(self, timeout: float) -> None:
+        """Nothing to read (every inbox at its cap, or a drain): wait until a
+        run ends or the inboxes change."""
+        self._room.clear()
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def _room_freed(self) -> None:
+        self._room.set()
+        if self._read_partial:  # the waiting read left out an inbox that was full
+            self._read_stale = True
+            if not self._waking:
+                self._spawn(self._wake_stale_read())
+
+    async def _wake_stale_read(self) -> None:
+        """Cut the waiting read short if it names the wrong inboxes (the set
+        changed, or one it left out has room again). Called again every chore
+        tick, so a read that began just after a change is woken at the next."""
+        if not self._read_stale or self.reader.blocked_since is None or self._waking:
+            return
+        self._waking = True
+        try:
+            waited = time.monotonic() - self.reader.blocked_since
+            if not await self.reader.wake() and waited > 2 * CHORE_SECONDS:
+                self.reader.forget()  # reconnected meanwhile: another id
+        finally:
+            self._waking = False
 
     def _supervisor_room(self, key: str, cap: int) -> int:
         supervisor = self.supervisors.get(key)
@@ -192,7 +273,7 @@ class InboxConsumer:
             failed = [e for e, s in zip(batch, statuses, strict=True) if s is None]
         finally:
             supervisor.ended([e.id for e in batch], finished=finished)
-            self._capacity.set()
+            self._room_freed()
         if failed:
             await self._retry_later(key, failed)
 
@@ -264,17 +345,12 @@ class InboxConsumer:
         await self._drop_drained()
 
     async def _drop_drained(self) -> None:
-        enabled = {k.decode() for k in await self.inbox.client.hkeys(self.inbox.keys.enabled)}
-        keys = self.inbox.keys
+        # The enabled set as last read: fresh enough, since drain_done.lua checks
+        # it again, and a disable moves the inboxes-changed counter (a refresh).
         for key in self.keys:
-            if key in enabled or self._inflight(key):
+            if key in self._enabled or self._inflight(key):
                 continue
-            done = await DRAIN_DONE(
-                self.inbox.client,
-                [keys.draining, keys.enabled, keys.inbox(key), keys.timers_due],
-                [key],
-            )
-            if done:
+            if await self.inbox.drain_done(key):
                 log.info("inbox of %s drained; no longer read", key)
 
     async def _fire_timers(self) -> None:
@@ -309,5 +385,6 @@ class _Clock:
             return True
         return False
 
-    def reset(self) -> None:
-        self._last.clear()
+    def mark(self, chore: str) -> None:
+        """`chore` was just done."""
+        self._last[chore] = time.monotonic()

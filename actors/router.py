@@ -5,8 +5,10 @@ cancels, the supervisors' figures), and the actors' creation."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -14,6 +16,7 @@ import ray
 from ray.actor import ActorHandle
 
 from actors import handles
+from actors.ray_session import RaySession
 from engine.records import Execution, Reply, TriggerEvent, new_execution_id
 from engine.settings import Settings
 from store.sync_calls import LOST, SyncCalls, SyncReply
@@ -90,79 +93,94 @@ class SyncCaller:
 
 
 class Router:
-    def __init__(self, settings: Settings, calls: SyncCalls) -> None:
+    """Attributes: `settings`, `sync` (the sync calls, over Redis), `ray` (the
+    process's Ray session, connected only while Ray calls are made)."""
+
+    def __init__(
+        self, settings: Settings, calls: SyncCalls, ray_session: RaySession | None = None
+    ) -> None:
         self.settings = settings
+        self.calls = calls
+        self.ray = ray_session or RaySession(settings)
         self._executors: list[ActorHandle] = []
+        self._resolved = -1  # the session generation `_executors` belong to
         self.sync = SyncCaller(calls, settings.executors)
 
-    def connect(self) -> None:
-        """Resolve (or create) the executor pool; blocking, call at startup."""
-        self._executors = handles.executors(self.settings)
+    async def start_pool(self) -> None:
+        """Create the executor pool if it does not run (idempotent)."""
+        async with self._pool():
+            pass
+
+    @contextlib.asynccontextmanager
+    async def _pool(self) -> AsyncIterator[list[ActorHandle]]:
+        """The executors' handles, Ray connected for the block."""
+        async with self.ray.use():
+            if self._resolved != self.ray.generation or not self._executors:
+                self._executors = await asyncio.to_thread(handles.executors, self.settings)
+                self._resolved = self.ray.generation
+            yield self._executors
 
     async def run_sync(self, event: TriggerEvent) -> Reply:
         return _decode_reply(await self.sync.call(event.id, _encode(event)))
 
     async def run_manual(self, event: TriggerEvent) -> Execution:
-        actor = self._executor_for(event.id)
-        try:
-            payload = await actor.run_one.remote(_encode(event))
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
-            raise Unavailable(str(exc)) from exc
+        async with self._pool() as pool:
+            actor = _executor_for(pool, event.id)
+            try:
+                payload = await actor.run_one.remote(_encode(event))
+            except _RAY_UNAVAILABLE as exc:
+                raise Unavailable(str(exc)) from exc
         return _decode_execution(payload)
 
     async def test_node(
         self, node_type: str, config: dict[str, Any], variables: dict[str, Any]
     ) -> dict[str, Any]:
         """Run one node (`flow_nodes:test`) in an executor."""
-        actor = self._executor_for(new_execution_id())
-        try:
-            return dict(await actor.test_node.remote(node_type, config, variables))
-        except _RAY_UNAVAILABLE as exc:
-            raise Unavailable(str(exc)) from exc
+        async with self._pool() as pool:
+            actor = _executor_for(pool, new_execution_id())
+            try:
+                return dict(await actor.test_node.remote(node_type, config, variables))
+            except _RAY_UNAVAILABLE as exc:
+                raise Unavailable(str(exc)) from exc
 
     async def cancel(self, execution_id: str) -> bool:
         """Ask every executor to abort the execution: an async one runs on
         whichever executor read its inbox entry. True if one was running it."""
-        if not self._executors:
-            self.connect()
-        try:
-            found: list[bool] = await asyncio.gather(
-                *(e.cancel.remote(execution_id) for e in self._executors)
-            )
-        except _RAY_UNAVAILABLE as exc:
-            raise Unavailable(str(exc)) from exc
+        async with self._pool() as pool:
+            try:
+                found: list[bool] = await asyncio.gather(
+                    *(e.cancel.remote(execution_id) for e in pool)
+                )
+            except _RAY_UNAVAILABLE as exc:
+                raise Unavailable(str(exc)) from exc
         return any(found)
 
-    def _executor_for(self, execution_id: str) -> ActorHandle:
-        if not self._executors:
-            self.connect()
-        return self._executors[handles.executor_index(execution_id, len(self._executors))]
-
     async def ready(self) -> bool:
-        """Whether the Ray layer answers (an executor replies to a ping)."""
+        """Whether the execution actors run: each listens on its sync channel
+        (asked of Redis, so a readiness probe does not make this process a Ray
+        driver)."""
         try:
-            actor = self._executor_for("readyz")
-            await asyncio.wait_for(actor.ready.remote(), 2.0)
-            return True
+            listening = await asyncio.wait_for(self.calls.listeners(self.settings.executors), 2.0)
         except Exception:
             return False
+        return all(listening)
 
     # -- the pool, the history writer, the supervisors ---------------------------------
 
     async def ensure_history_writer(self) -> None:
         """Make sure the deployment's HistoryWriter runs (idempotent)."""
-        handle = await asyncio.to_thread(handles.history_writer, self.settings)
-        await handle.stats.remote()
+        async with self.ray.use():
+            handle = await asyncio.to_thread(handles.history_writer, self.settings)
+            await handle.stats.remote()
 
     async def supervisors(self) -> tuple[list[dict[str, Any]], list[str]]:
         """Every workflow supervisor awake in the pool, one row per workflow
         (a workflow active on several executors has one there each), and the
         executors that did not answer (restarting)."""
-        if not self._executors:
-            self.connect()
-        replies = await asyncio.gather(
-            *(e.supervisors.remote() for e in self._executors), return_exceptions=True
-        )
+        async with self._pool() as pool:
+            replies = await asyncio.gather(
+                *(e.supervisors.remote() for e in pool), return_exceptions=True
+            )
         rows: dict[str, dict[str, Any]] = {}
         silent: list[str] = []
         for index, stats in enumerate(replies):
@@ -187,3 +205,7 @@ class Router:
                 merged["idleSeconds"] = min(merged["idleSeconds"], row["idleSeconds"])
                 merged["executors"].append(handles.executor_name(index))
         return sorted(rows.values(), key=lambda r: str(r["key"])), silent
+
+
+def _executor_for(pool: list[ActorHandle], execution_id: str) -> ActorHandle:
+    return pool[handles.executor_index(execution_id, len(pool))]

@@ -1,8 +1,8 @@
 """gunicorn settings for the ingress (`gunicorn -c python:deploy.gunicorn_conf`).
 
-Each worker is its own Ray driver: it connects after the fork (`post_fork`),
-never in the master — Ray's core worker is multi-threaded and does not survive
-a fork."""
+A worker is a Ray driver only while a request needs Ray (actors/ray_session.py):
+it connects after the fork, never in the master — Ray's core worker is
+multi-threaded and does not survive a fork."""
 
 from __future__ import annotations
 
@@ -59,18 +59,11 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
-    import ray
+    import ray  # noqa: F401  (its modules are part of the long-lived heap)
 
     from engine.logs import configure
 
     configure()
-
-    ray.init(
-        address=os.environ.get("RAY_ADDRESS") or "auto",
-        namespace=os.environ.get("RAYHOOK_NAMESPACE") or "rayhook",
-        log_to_driver=False,
-    )
-    # After ray.init: its modules and threads are part of the long-lived heap.
     heap.freeze()
 
 

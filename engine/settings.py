@@ -49,7 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url [REDIS_URL], namespace [RAYHOOK_NAMESPACE] (Ray namespace and Redis
     key prefix, so several deployments can share one Redis), admin_token
     [RAYHOOK_ADMIN_TOKEN], host/port [RAYHOOK_HOST/RAYHOOK_PORT], data_dir
-    [RAYHOOK_DATA_DIR], ray_address [RAY_ADDRESS], max_body_bytes
+    [RAYHOOK_DATA_DIR], ray_address [RAY_ADDRESS], ray_idle_seconds
+    [RAYHOOK_RAY_IDLE_SECONDS] (an ingress process disconnects from Ray when it
+    has not needed it this long; default 60), max_body_bytes
     [RAYHOOK_MAX_BODY_BYTES], max_json_depth [RAYHOOK_MAX_JSON_DEPTH], executors
     [RAYHOOK_EXECUTORS] (execution actors in the pool), inbox_batch
     [RAYHOOK_INBOX_BATCH], max_inflight [RAYHOOK_MAX_INFLIGHT] (executions a
@@ -109,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 13000
     data_dir: str = ".rayhook"
     ray_address: str | None = None
+    ray_idle_seconds: float = 60.0
     max_body_bytes: int = 1024 * 1024
     max_json_depth: int = 64
     executors: int = 2
@@ -169,6 +172,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=int(e.get("RAYHOOK_PORT") or d.port),
             data_dir=data_dir,
             ray_address=e.get("RAY_ADDRESS") or None,
+            ray_idle_seconds=float(e.get("RAYHOOK_RAY_IDLE_SECONDS") or d.ray_idle_seconds),
             max_body_bytes=int(e.get("RAYHOOK_MAX_BODY_BYTES") or d.max_body_bytes),
             max_json_depth=int(e.get("RAYHOOK_MAX_JSON_DEPTH") or d.max_json_depth),
             executors=max(1, int(e.get("RAYHOOK_EXECUTORS") or d.executors)),

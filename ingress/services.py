@@ -1,13 +1,10 @@
 """What one ingress worker process holds: the Redis connection and its group-commit
-batcher, the stores, the route table and the router into Ray. Built at lifespan
+batcher, the stores, the route table and the router to the execution actors. Built at lifespan
 startup (inside the event loop), closed at shutdown."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-
-import ray
 
 from actors.router import Router
 from engine.settings import Settings
@@ -49,14 +46,10 @@ class Services:
         self.router = Router(settings, SyncCalls(client, self.keys))
 
     async def start(self) -> None:
-        if not ray.is_initialized():
-            # Under gunicorn this happened in post_fork already (see deploy/gunicorn_conf.py).
-            ray.init(
-                address=self.settings.ray_address or "auto",
-                namespace=self.settings.namespace,
-                log_to_driver=False,
-            )
-        await asyncio.to_thread(self.router.connect)
+        # The actors are created (if they do not run) through a Ray session this
+        # process then closes: it connects again only for a request that needs
+        # Ray (actors/ray_session.py).
+        await self.router.start_pool()
         try:
             await self.router.sync.start()
         except Exception as exc:  # Redis down at boot: sync calls answer 503 until it is back
@@ -67,10 +60,12 @@ class Services:
             await self.router.ensure_history_writer()
         except Exception as exc:  # Redis down at boot: serve 503s until it is back
             log.warning("startup could not reach redis: %s", exc)
+        await self.router.ray.close()
         self.routes.start()
         self.memory.start()
 
     async def stop(self) -> None:
+        await self.router.ray.stop()
         await self.router.sync.stop()
         await self.memory.stop()
         await self.routes.stop()

@@ -94,10 +94,12 @@ TIMERS_FIRE = Script.load("timers_fire")
 HISTORY_MOVED = Script.load("history_moved")
 INBOX_PUSH = Script.load("inbox_push")
 DRAIN_DONE = Script.load("drain_done")
+CLAIM_IDLE = Script.load("claim_idle")
 ALL_SCRIPTS = (
     INBOX_ADD,
     INBOX_PUSH,
     DRAIN_DONE,
+    CLAIM_IDLE,
     EXECUTION_SAVE,
     VERSION_ENABLE,
     VERSION_DISABLE,

@@ -151,7 +151,7 @@ class ExecutionLog:
             k.executed(execution.workflowId),
             k.timers(execution.key),
             k.timer_events(execution.key),
-            k.inbox(execution.key),  # unused: the queued events name their inboxes
+            k.inboxes_changed,
             k.history,
             k.moving,
             k.timers_due,
@@ -193,7 +193,14 @@ class ExecutionLog:
         k = self.keys
         fired = await self.batcher.submit_script(
             TIMERS_FIRE,
-            [k.timers(key), k.timer_events(key), k.inbox(key), k.timers_due, k.draining],
+            [
+                k.timers(key),
+                k.timer_events(key),
+                k.inbox(key),
+                k.timers_due,
+                k.draining,
+                k.inboxes_changed,
+            ],
             [int(now_ms), limit, key],
         )
         return int(fired)

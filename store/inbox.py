@@ -5,9 +5,10 @@ it is acknowledged and deleted (atomically with the execution's final status, se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -15,7 +16,7 @@ from redis.exceptions import ResponseError
 
 from engine.records import TriggerEvent
 from store.batching import PipelineBatcher
-from store.connection import INBOX_ADD, INBOX_PUSH
+from store.connection import CLAIM_IDLE, DRAIN_DONE, INBOX_ADD, INBOX_PUSH
 from store.dedupe import Deduplicated
 from store.errors import raises_store_error
 from store.keys import INBOX_GROUP, Keys
@@ -122,7 +123,7 @@ class Inbox:
         that is not enabled is read until it has drained."""
         entry = await self.batcher.submit_script(
             INBOX_PUSH,
-            [self.keys.inbox(event.key), self.keys.draining],
+            [self.keys.inbox(event.key), self.keys.draining, self.keys.inboxes_changed],
             [event.key, _encode(event)],
         )
         return str(entry.decode())
@@ -154,6 +155,33 @@ class Inbox:
             INBOX_GROUP, consumer, streams, count=count, block=block_ms
         )
         return self._by_key(reply)
+
+    async def active_keys(self) -> tuple[set[str], set[str]]:
+        """The workflow keys whose inboxes the executors read: the enabled ones,
+        and the draining ones (not enabled, or pushed to since)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hkeys(self.keys.enabled)
+        pipe.smembers(self.keys.draining)
+        enabled, draining = await pipe.execute()
+        return {k.decode() for k in enabled}, {k.decode() for k in draining}
+
+    async def changes(self) -> int:
+        """The inboxes-changed counter: it moves whenever `active_keys` may have
+        (every script that touches the enabled hash or the draining set INCRs it),
+        so polling it costs one GET instead of reading both."""
+        value = await self.client.get(self.keys.inboxes_changed)
+        return int(value or 0)
+
+    async def drain_done(self, key: str) -> bool:
+        """Stop reading `key`'s inbox if it is not enabled and has drained
+        (store/scripts/drain_done.lua); whether it stopped."""
+        k = self.keys
+        done = await DRAIN_DONE(
+            self.client,
+            [k.draining, k.enabled, k.inbox(key), k.timers_due, k.inboxes_changed],
+            [key],
+        )
+        return bool(done)
 
     async def read_own(
         self, consumer: str, after: dict[str, str], count: int
@@ -190,21 +218,21 @@ class Inbox:
     async def claim_idle_many(
         self, keys: Sequence[str], consumer: str, min_idle_ms: int, count: int
     ) -> dict[str, list[Entry]]:
-        """`claim_idle` over many inboxes in one round trip."""
+        """`claim_idle` over many inboxes in one round trip (a script that asks
+        only the inboxes holding entries)."""
         if not keys:
             return {}
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.xautoclaim(
-                self.keys.inbox(key), INBOX_GROUP, consumer, min_idle_ms, "0-0", count=count
-            )
+        reply = await CLAIM_IDLE(
+            self.client,
+            [self.keys.inbox(k) for k in keys],
+            [INBOX_GROUP, consumer, min_idle_ms, count],
+        )
         out: dict[str, list[Entry]] = {}
-        for key, reply in zip(keys, await pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(reply, ResponseError):
-                continue  # an inbox dropped meanwhile (NOGROUP): nothing to claim
-            claimed = [_entry(i, fields) for i, fields in (reply[1] if reply else []) if fields]
-            if claimed:
-                out[key] = claimed
+        items = cast(list[Any], reply or [])
+        for index, claimed in zip(items[::2], items[1::2], strict=True):
+            entries = [_entry(i, _fields(f)) for i, f in claimed if f]
+            if entries:
+                out[keys[int(index) - 1]] = entries
         return out
 
     async def deliveries(self, key: str, entry_ids: list[str]) -> dict[str, int]:
@@ -279,12 +307,79 @@ class Inbox:
         await self.client.delete(self.keys.inbox(key))
 
 
+@raises_store_error
+class BlockingReader:
+    """`Inbox.read_many` on a connection of its own, so that a read may block for
+    seconds and still be cut short from elsewhere (`wake`: CLIENT UNBLOCK from
+    the shared pool), e.g. when the set of inboxes to read changed.
+
+    The connection's id is asked once and again after any failed read (a new
+    connection has a new id); a read retried inside the client after a reconnect
+    keeps the old id until `wake` finds it unknown (`forget`), so such a read
+    runs to its timeout.
+
+    Example::
+
+        reader = BlockingReader(inbox)
+        found = await reader.read(consumer, keys, 100, 5000)  # elsewhere: await reader.wake()
+        await reader.close()
+    """
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self._client = aioredis.Redis(
+            connection_pool=inbox.client.connection_pool, single_connection_client=True
+        )
+        self._id: int | None = None
+        self.blocked_since: float | None = None  # monotonic, while a read waits
+
+    async def read(
+        self, consumer: str, keys: Sequence[str], count: int, block_ms: int
+    ) -> dict[str, list[Entry]]:
+        if not keys:
+            return {}
+        try:
+            if self._id is None:
+                self._id = int(await self._client.client_id())
+            streams = {self.inbox.keys.inbox(k): ">" for k in keys}
+            self.blocked_since = time.monotonic()
+            reply = await self._client.xreadgroup(
+                INBOX_GROUP, consumer, streams, count=count, block=block_ms
+            )
+        except BaseException:
+            self._id = None
+            raise
+        finally:
+            self.blocked_since = None
+        return self.inbox._by_key(reply)
+
+    async def wake(self) -> bool:
+        """Cut the waiting read short (it returns nothing); whether one waited."""
+        if self._id is None or self.blocked_since is None:
+            return False
+        return bool(await self.inbox.client.client_unblock(self._id))
+
+    def forget(self) -> None:
+        """The connection's id is not the one blocked (it reconnected): ask again."""
+        self._id = None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
 def _entries(reply: Any) -> list[Entry]:
     out: list[Entry] = []
     for _stream, items in reply or []:
         for entry_id, fields in items:
             out.append(_entry(entry_id, fields))
     return out
+
+
+def _fields(flat: Any) -> dict[bytes, bytes]:
+    """A stream entry's fields as a Lua script returns them (a flat list)."""
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _entry(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Entry:

@@ -12,6 +12,8 @@
 {ns}:draining                SET keys not enabled whose inbox is still read (resumes,
                              events accepted before a disable)
 {ns}:timers:due              ZSET workflow key → when its earliest timer is due (ms)
+{ns}:inboxes:changed         counter INCR'd whenever the enabled hash or the draining
+                             set changes (the executors re-read them when it moves)
 {ns}:sync:{i}                pub/sub channel: sync calls to execution actor i
 {ns}:replies:{process}       pub/sub channel: the replies to one ingress process
 {ns}:executors:started       pub/sub channel: an execution actor (re)started
@@ -92,6 +94,10 @@ class Keys:
     @property
     def draining(self) -> str:
         return f"{self.ns}:draining"
+
+    @property
+    def inboxes_changed(self) -> str:
+        return f"{self.ns}:inboxes:changed"
 
     @property
     def timers_due(self) -> str:

@@ -66,6 +66,12 @@ class SyncCalls:
         )
         return int(heard)
 
+    async def listeners(self, executors: int) -> list[bool]:
+        """Whether each executor listens on its channel now (PUBSUB NUMSUB)."""
+        channels = [self.keys.sync_calls(i) for i in range(executors)]
+        counts = await self.client.pubsub_numsub(*channels)
+        return [int(n) > 0 for _channel, n in counts]
+
     async def answer(self, reply_to: str, execution_id: str, reply: bytes) -> None:
         await self.client.publish(reply_to, _encode(SyncReply(execution_id, reply)))
 

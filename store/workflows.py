@@ -188,13 +188,17 @@ class WorkflowStore:
 
     async def enable(self, version: WorkflowVersion) -> None:
         await VERSION_ENABLE(
-            self.client, [self.keys.current, self.keys.enabled], [version.key, version.id]
+            self.client,
+            [self.keys.current, self.keys.enabled, self.keys.inboxes_changed],
+            [version.key, version.id],
         )
         await self._announce(version.key)
 
     async def disable(self, version: WorkflowVersion) -> None:
         await VERSION_DISABLE(
-            self.client, [self.keys.enabled, self.keys.draining], [version.key, version.id]
+            self.client,
+            [self.keys.enabled, self.keys.draining, self.keys.inboxes_changed],
+            [version.key, version.id],
         )
         await self._announce(version.key)
 

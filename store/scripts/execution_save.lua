@@ -14,7 +14,7 @@
 -- forgets it (an execution the workflow does not keep).
 -- KEYS[1] execution JSON key, KEYS[2] jobs hash, KEYS[3] status hash,
 -- KEYS[4] inbox stream (or any key when ARGV[7] is empty), KEYS[5] the version's
--- run counter, KEYS[6] timers zset, KEYS[7] timer payloads hash, KEYS[8] unused,
+-- run counter, KEYS[6] timers zset, KEYS[7] timer payloads hash, KEYS[8] inboxes-changed counter,
 -- KEYS[9] history stream, KEYS[10] moving hash, KEYS[11] timers-due index,
 -- KEYS[12] draining set
 -- ARGV[1] execution id, ARGV[2] mode, ARGV[3] execution JSON, ARGV[4] new status
@@ -91,7 +91,9 @@ end
 for i = 0, queued - 1 do
   local at = key_at + 2 + 3 * i
   redis.call('XADD', ARGV[at], '*', 'e', ARGV[at + 2])
-  redis.call('SADD', KEYS[12], ARGV[at + 1])
+  if redis.call('SADD', KEYS[12], ARGV[at + 1]) == 1 then
+    redis.call('INCR', KEYS[8])
+  end
 end
 if ARGV[10] == '1' then
   redis.call('INCR', KEYS[5])

@@ -300,3 +300,66 @@ async def test_entries_queued_right_after_drain_returned_are_not_run(
         return never_run and still_queued
 
     await holds_for(2.5, not_run, "an entry queued after drain() returned 0 was run")
+
+
+# -- wake-ups: a read blocks for READ_BLOCK_MS (5 s), yet nothing waits for it -----------
+
+
+async def _blocking_pool(settings: Settings, store: Store) -> None:
+    """Executors at rest, their reads blocked on an existing workflow's inbox."""
+    await store.create(async_workflow(3))
+    for executor in handles.executors(settings):
+        await executor.ready.remote()
+    await asyncio.sleep(1.5)  # past the first reads: each blocks now
+
+
+async def test_a_workflow_enabled_while_the_reads_block_is_read_within_a_second(
+    settings: Settings, store: Store
+) -> None:
+    await _blocking_pool(settings, store)
+    for n in range(3):
+        version = await store.create(async_workflow(3))
+        started = time.monotonic()
+        events = await store.enqueue(version, [{"body": {"n": n}}])
+        assert await store.wait_final(events) == [RESOLVED]
+        waited = time.monotonic() - started
+        assert waited < 2.0, f"a new workflow's first event waited {waited:.1f} s"
+
+
+async def test_a_workflow_at_its_cap_is_read_again_as_soon_as_a_run_ends(store: Store) -> None:
+    """With room for one execution, each next event of the workflow is read when
+    the previous run ends, not when the read (which left the full inbox out) times
+    out."""
+    settings = msgspec.structs.replace(store.settings, max_inflight=1)
+    await _blocking_pool(settings, store)
+    version = await store.create(async_workflow(3))
+    await asyncio.sleep(1.0)  # the reads name the new inbox
+    started = time.monotonic()
+    events = await store.enqueue(version, [{"body": {"n": i}} for i in range(8)])
+    assert await store.wait_final(events) == [RESOLVED] * len(events)
+    took = time.monotonic() - started
+    assert took < 5.0, f"8 events one at a time took {took:.1f} s"
+
+
+def delay_workflow(seconds: float) -> dict[str, Any]:
+    return {
+        "title": "actors test (delay)",
+        "sync": False,
+        "enabled": True,
+        "nodes": [
+            {"key": "wait", "type": "delay", "config": {"duration": seconds, "unit": 1000}},
+            {"key": "out", "type": "output", "config": {"value": 1}},
+        ],
+    }
+
+
+async def test_a_delay_timer_fires_on_time_while_the_reads_block(
+    settings: Settings, store: Store
+) -> None:
+    await _blocking_pool(settings, store)
+    version = await store.create(delay_workflow(2))
+    started = time.monotonic()
+    events = await store.enqueue(version, [{}])
+    assert await store.wait_final(events) == [RESOLVED]
+    took = time.monotonic() - started
+    assert 2.0 <= took < 3.5, f"a 2 s delay ended after {took:.1f} s"

@@ -255,6 +255,22 @@ async def test_claim_idle_many_takes_over_several_inboxes_in_one_round_trip(
     assert {k: ids(v) for k, v in claimed.items()} == {KEY: mine, "other": theirs}
 
 
+async def test_claim_idle_many_skips_an_inbox_without_the_group_and_keeps_the_events(
+    client: aioredis.Redis, keys: Keys, inbox: Inbox
+) -> None:
+    await enable(client, keys, 7)
+    await inbox.ensure_group(KEY)
+    (mine,) = await add_events(inbox, 1)
+    await client.xadd(keys.inbox("groupless"), {"e": b"x"})  # no consumer group: NOGROUP
+    await inbox.read_many("dead", [KEY], 10, BLOCK_MS)
+    await asyncio.sleep(0.05)
+    claimed = await inbox.claim_idle_many(["groupless", KEY], "alive", 10, 10)
+    assert list(claimed) == [KEY]
+    (entry,) = claimed[KEY]
+    assert entry.id == mine
+    assert entry.event is not None and entry.execution_id == entry.event.id
+
+
 async def test_present_says_which_entries_are_not_settled(
     client: aioredis.Redis, keys: Keys, inbox: Inbox
 ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,31 +151,30 @@ def _sqlite_time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _sqlite_values(r: ArchivedExecution) -> tuple[Any, ...]:
+def _values(
+    r: ArchivedExecution,
+    when: Callable[[datetime | None], Any],
+    flag: Callable[[bool], Any],
+) -> tuple[Any, ...]:
+    """One row in the table's column order; `when` and `flag` put timestamps and
+    booleans in the dialect's form. JSON goes as text (PostgreSQL reads an
+    untyped text parameter as the column's json/jsonb)."""
     return (
         r.id, r.key, r.workflowId, r.status, r.reason, r.error, r.attempt,
-        int(r.exhausted), int(r.manually), r.replayOf, r.parentExecutionId,
-        _sqlite_time(r.createdAt), _sqlite_time(r.startedAt), _sqlite_time(r.finishedAt),
+        flag(r.exhausted), flag(r.manually), r.replayOf, r.parentExecutionId,
+        when(r.createdAt), when(r.startedAt), when(r.finishedAt),
         bytes(r.stack).decode(), bytes(r.context).decode(), bytes(r.output).decode(),
         bytes(r.jobs).decode(),
     )  # fmt: skip
 
 
-def _postgresql_values(r: ArchivedExecution) -> tuple[Any, ...]:
-    # Text parameters are sent untyped: PostgreSQL reads them as the column's
-    # json/jsonb.
-    return (
-        r.id, r.key, r.workflowId, r.status, r.reason, r.error, r.attempt,
-        r.exhausted, r.manually, r.replayOf, r.parentExecutionId,
-        r.createdAt, r.startedAt, r.finishedAt,
-        bytes(r.stack).decode(), bytes(r.context).decode(), bytes(r.output).decode(),
-        bytes(r.jobs).decode(),
-    )  # fmt: skip
+def _as_is(value: Any) -> Any:
+    return value
 
 
-_UPSERTS = {
-    "sqlite": (_upsert_statement("?"), _sqlite_values),
-    "postgresql": (_upsert_statement("%s"), _postgresql_values),
+_UPSERTS: dict[str, tuple[str, Callable[[ArchivedExecution], tuple[Any, ...]]]] = {
+    "sqlite": (_upsert_statement("?"), lambda r: _values(r, _sqlite_time, int)),
+    "postgresql": (_upsert_statement("%s"), lambda r: _values(r, _as_is, _as_is)),
 }
 
 

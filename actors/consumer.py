@@ -8,10 +8,14 @@ executor, not a process each. No Ray call sits between an inbox and the run.
 
 Per workflow, a `WorkflowSupervisor` (an object here) counts what runs and caps
 it. The consumer also:
-- after a (re)start, runs its own pending entries again (a crashed run), unless
-  the entry has been delivered more than `RAYHOOK_POISON_DELIVERIES` times: such
-  an entry crashed its executor each time, and is finalised ERROR
-  (`crashed_executor`) instead of crashing it forever;
+- after a (re)start, runs its own pending entries again (a crashed run). An
+  entry whose executor died again after that (delivered more than
+  `SUSPECT_AFTER` times) is a suspect: suspects run one at a time with nothing
+  beside them, each named in Redis while it runs (`Inbox.mark_lone_run`), so
+  that the next death blames exactly one entry. A blamed entry delivered more
+  than `RAYHOOK_POISON_DELIVERIES` times is finalised ERROR
+  (`crashed_executor`) instead of crashing its executor forever; the entries
+  that merely shared its batches run on;
 - keeps its long runs' entries from looking idle, and takes over entries other
   consumers left idle for `RAYHOOK_STALE_AFTER` (a dead executor, a pool that
   shrank);
@@ -47,6 +51,9 @@ RETRY_SECONDS = 0.5
 MAX_QUICK_RETRIES = 5
 #: Executions one executor runs at once from the inboxes, all workflows together.
 TOTAL_INFLIGHT = 8000
+#: A pending entry delivered more times than this was run again after its
+#: executor died, and the executor died again: it runs alone from then on.
+SUSPECT_AFTER = 2
 
 
 class Runner(Protocol):
@@ -89,6 +96,9 @@ class InboxConsumer:
         self._read_stale = False  # the waiting read names the wrong inboxes
         self._read_partial = False  # the waiting read left out full inboxes
         self._waking = False
+        self._alone: list[tuple[str, Entry]] = []  # suspects, to run one at a time
+        self._alone_ids: set[tuple[str, str]] = set()
+        self._alone_task: asyncio.Task[None] | None = None
 
     # -- the loop -----------------------------------------------------------------
 
@@ -186,6 +196,9 @@ class InboxConsumer:
             self._room.set()
 
     async def _read(self) -> None:
+        if self._alone:  # suspects run alone: read nothing new until they are done
+            await self._wait_for_room(CHORE_SECONDS)
+            return
         cap = self.settings.max_inflight
         readable = [k for k in self.keys if self._supervisor_room(k, cap) > 0]
         self._read_stale = False
@@ -310,22 +323,64 @@ class InboxConsumer:
                 await self._rerun(key, entries)
 
     async def _rerun(self, key: str, entries: list[Entry]) -> None:
-        """Entries delivered before: poison ones are quarantined, the rest run."""
+        """Entries delivered before (their executor died, or stalled): a poison
+        one is quarantined, suspects queue to run alone, the rest run now."""
         counts = await self.inbox.deliveries(key, [e.id for e in entries])
+        blamed = await self.inbox.lone_runs()
         runnable = []
         for entry in entries:
-            deliveries = counts.get(entry.id, 0)
-            if deliveries > self.settings.poison_deliveries and entry.execution_id is not None:
+            if entry.id not in counts or (key, entry.id) in self._alone_ids:
+                continue  # settled meanwhile, or queued here already
+            deliveries = counts[entry.id]
+            crashed_alone = (key, entry.id) in blamed
+            if entry.execution_id is None:
+                runnable.append(entry)  # unreadable: dropped by _dispatch
+            elif crashed_alone and deliveries > self.settings.poison_deliveries:
                 await self.runner.quarantine(entry, deliveries)
                 self._wake(key).quarantined += 1
-            elif entry.id in counts:  # still pending (not settled meanwhile)
+            elif crashed_alone or deliveries > SUSPECT_AFTER:
+                self._queue_alone(key, entry)
+            else:
                 runnable.append(entry)
         if runnable:
             self._dispatch(key, runnable)
 
+    def _queue_alone(self, key: str, entry: Entry) -> None:
+        self._alone.append((key, entry))
+        self._alone_ids.add((key, entry.id))
+        if self._alone_task is None or self._alone_task.done():
+            self._alone_task = asyncio.ensure_future(self._run_alone())
+
+    async def _run_alone(self) -> None:
+        """Run the suspects one by one once nothing else runs (reads wait
+        meanwhile), each named in Redis for the time of its run: should this
+        process end, the next start knows which entry it was running."""
+        try:
+            while self._alone and not self.draining:
+                if self._inflight():
+                    await self._wait_for_room(CHORE_SECONDS)
+                    continue
+                key, entry = self._alone[0]
+                try:
+                    await self.inbox.mark_lone_run(self.name, key, entry.id)
+                except Exception:
+                    log.exception("%s: cannot mark a lone run; retrying", self.name)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                self._wake(key).started([entry.id])
+                try:
+                    await self._run(key, [entry])
+                    await self.inbox.clear_lone_run(self.name)
+                except Exception:  # left pending: an idle claim runs it later
+                    log.exception("%s: lone run of %s failed", self.name, entry.id)
+                self._alone.pop(0)
+                self._alone_ids.discard((key, entry.id))
+        finally:
+            self._room.set()
+
     async def _maintain(self) -> None:
-        """Keep-alives of long runs, claims of idle entries, drained inboxes,
-        retired supervisors."""
+        """Keep-alives of long runs and of queued suspects, claims of idle
+        entries, drained inboxes, retired supervisors."""
         for key, supervisor in list(self.supervisors.items()):
             long_runs = supervisor.running_longer_than(KEEP_ALIVE_AFTER)
             if long_runs:
@@ -333,6 +388,11 @@ class InboxConsumer:
             if supervisor.may_retire(self.settings.supervisor_linger):
                 del self.supervisors[key]
                 log.debug("%s retired (on %s)", supervisor.name, self.name)
+        queued: dict[str, list[str]] = {}
+        for key, entry in self._alone:  # suspects waiting for their lone run
+            queued.setdefault(key, []).append(entry.id)
+        for key, ids in queued.items():
+            await self.inbox.keep_alive(key, self.name, ids)
         if not self.draining:
             stale = self.settings.stale_ms
             claimed = await self.inbox.claim_idle_many(self.keys, self.name, stale, 100)

@@ -248,6 +248,20 @@ class Inbox:
                 out[entry_id] = int(rows[0]["times_delivered"])
         return out
 
+    async def mark_lone_run(self, consumer: str, key: str, entry_id: str) -> None:
+        """`consumer` runs this entry alone from now on: should its process end
+        before `clear_lone_run`, the entry alone is to blame (the poison check)."""
+        await self.client.hset(self.keys.lone_runs, consumer, f"{key} {entry_id}")
+
+    async def clear_lone_run(self, consumer: str) -> None:
+        await self.client.hdel(self.keys.lone_runs, consumer)
+
+    async def lone_runs(self) -> set[tuple[str, str]]:
+        """The (workflow key, entry id) each consumer was running alone when it
+        last marked one: those whose run did not end, if their consumer died."""
+        values = await self.client.hvals(self.keys.lone_runs)
+        return {cast(tuple[str, str], tuple(v.decode().split(" ", 1))) for v in values}
+
     async def ack(self, key: str, entry_ids: list[str]) -> None:
         if entry_ids:
             stream = self.keys.inbox(key)

@@ -100,6 +100,11 @@ class Keys:
         return f"{self.ns}:inboxes:changed"
 
     @property
+    def lone_runs(self) -> str:
+        """Hash: executor consumer -> "<workflow key> <entry id>" it runs alone now."""
+        return f"{self.ns}:lonerun"
+
+    @property
     def timers_due(self) -> str:
         return f"{self.ns}:timers:due"
 

@@ -219,21 +219,28 @@ async def test_entries_a_dead_consumer_left_pending_are_taken_over_and_run_once(
     )
 
 
-async def test_an_entry_delivered_more_than_the_poison_limit_is_quarantined_not_run(
+async def _delivered(store: Store, key: str, consumer: str, times: int) -> list[str]:
+    """Read every entry of `key`'s inbox as `consumer`, `times` times in all (as
+    an executor that died with them and restarted `times - 1` times would): their
+    delivery counts are Redis's own."""
+    stream = store.keys.inbox(key)
+    reply = await store.client.xreadgroup(INBOX_GROUP, consumer, {stream: ">"}, count=100)
+    for _ in range(times - 1):
+        await store.client.xreadgroup(INBOX_GROUP, consumer, {stream: "0"}, count=100)
+    return [entry_id.decode() for entry_id, _ in reply[0][1]]
+
+
+async def test_an_entry_its_executor_died_running_alone_is_quarantined_past_the_limit(
     settings: Settings, store: Store
 ) -> None:
-    """An entry whose runs ended its executor's process again and again (its
-    delivery count grew at each restart) is recorded ERROR, reason
-    `crashed_executor`, and acknowledged: it never runs again. The delivery
-    counts here are Redis's own, raised by reading the entry as the executor's
-    consumer would at each restart."""
+    """An entry delivered more than the poison limit, whose executor was running
+    it alone when it died (the lone-run mark names it), is recorded ERROR,
+    reason `crashed_executor`, and acknowledged: it never runs again."""
     version = await store.create(async_workflow(3))
     await store.inbox.ensure_group(version.key)
     (poison,) = await store.enqueue(version, [{"body": {"n": 1}}])
-    stream = store.keys.inbox(version.key)
-    await store.client.xreadgroup(INBOX_GROUP, "executor:0", {stream: ">"}, count=10)
-    for _ in range(settings.poison_deliveries):
-        await store.client.xreadgroup(INBOX_GROUP, "executor:0", {stream: "0"}, count=10)
+    (entry_id,) = await _delivered(store, version.key, "executor:0", settings.poison_deliveries + 1)
+    await store.inbox.mark_lone_run("executor:0", version.key, entry_id)
     healthy = await store.enqueue(version, [{"body": {"n": 2}}])
 
     for executor in handles.executors(settings):
@@ -245,6 +252,30 @@ async def test_an_entry_delivered_more_than_the_poison_limit_is_quarantined_not_
     assert "quarantined" in (execution.error or "")
     assert await store.log.jobs(poison.id) == []  # it never ran
     assert await store.wait_final(healthy) == [RESOLVED]
+    await eventually(
+        lambda: _inbox_state(store, version.key), lambda s: s == (0, 0), what="an empty inbox"
+    )
+
+
+async def test_entries_delivered_past_the_limit_but_never_blamed_run_alone_and_succeed(
+    settings: Settings, store: Store
+) -> None:
+    """Entries that shared the batches of a poison entry were delivered as often
+    as it was, but no executor died while running one of them alone: they are
+    suspects, each run with nothing beside it (marked while it runs), and all
+    succeed; none is quarantined and the marks are gone afterwards."""
+    version = await store.create(async_workflow(3))
+    await store.inbox.ensure_group(version.key)
+    mates = await store.enqueue(version, [{"body": {"n": i}} for i in range(5)])
+    ids = await _delivered(store, version.key, "executor:0", settings.poison_deliveries + 1)
+    await store.inbox.mark_lone_run("executor:0", "another-workflow", ids[0])  # not theirs
+    assert await store.inbox.lone_runs() == {("another-workflow", ids[0])}
+
+    for executor in handles.executors(settings):
+        await executor.ready.remote()
+    assert await store.wait_final(mates) == [RESOLVED] * 5
+    assert await store.executed(version.id) == 5
+    assert await store.inbox.lone_runs() == set()
     await eventually(
         lambda: _inbox_state(store, version.key), lambda s: s == (0, 0), what="an empty inbox"
     )

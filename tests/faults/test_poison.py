@@ -35,13 +35,6 @@ def inline(
     delete_namespace(server.namespace)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, open (closing note of 2026-12-05): events that shared a batch with "
-    "the poison event reach the delivery threshold with it and are quarantined too; "
-    "fails 4 of 4 on this machine, on the last landed commit as well; fix in progress "
-    "on branch poison-wip",
-)
 def test_a_poison_event_is_quarantined_and_the_others_all_succeed(inline: Server) -> None:
     key = inline.create(script_workflow(OOM_SCRIPT, sync=False))["key"]
     url = f"{inline.url}/api/webhook:trigger/{key}"

@@ -83,12 +83,33 @@ def soak(bench: Bench, baseline: float | None, minutes: float) -> list[Row]:
         wait_for_history_queue(stack)
         stored = stored_count(stack.history_url, KEY)
         settled = sampler.used_memory()
+        paced = paced_rows(scenario, stack, result.requests)
         client.close()
     return [
         *describe(scenario, result, baseline),
         *history_rows(scenario, result, stored),
         *memory_rows(scenario, sampler.samples, settled),
         *queue_rows(scenario, sampler),
+        *paced,
+    ]
+
+
+def paced_rows(scenario: str, stack: Stack, requests: int) -> list[Row]:
+    """How many replies pacing held back (RAYHOOK_PACE_BACKLOG), and for how
+    long on average, from the stack's /metrics."""
+    text = stack.admin.get("/metrics").text
+    figures = {
+        name: sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+        for name in ("rayhook_webhook_paced_total", "rayhook_webhook_paced_seconds_total")
+    }
+    count, seconds = (
+        figures["rayhook_webhook_paced_total"],
+        figures["rayhook_webhook_paced_seconds_total"],
+    )
+    mean = f", {1000 * seconds / count:.1f} ms each on average" if count else ""
+    share = f" ({count / requests:.1%} of the replies{mean})" if requests else ""
+    return [
+        (scenario, "replies paced (held back after the event was stored)", f"{count:,.0f}{share}")
     ]
 
 

@@ -94,7 +94,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_high_watermark [RAYHOOK_REDIS_HIGH_WATERMARK] (share of Redis's
     maxmemory above which async webhooks are refused with 503), max_backlog
     [RAYHOOK_MAX_BACKLOG] (inbox entries per workflow above which its async
-    webhooks are refused with 503).
+    webhooks are refused with 503), pace_backlog [RAYHOOK_PACE_BACKLOG] (inbox
+    entries per workflow above which its async webhooks are answered later, up
+    to 250 ms, so that senders slow to what the executors keep; 0 = never,
+    ingress/pacing.py).
 
     Consumption (the executors read the inboxes): supervisor_linger
     [RAYHOOK_SUPERVISOR_LINGER] (a workflow's supervisor retires after this long
@@ -150,6 +153,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_maxmemory: str = "1gb"
     redis_high_watermark: float = 0.8
     max_backlog: int = 1_000_000
+    pace_backlog: int = 2000
     supervisor_linger: float = 60.0
     stale_ms: int = 30_000
     poison_deliveries: int = 3
@@ -217,6 +221,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 e.get("RAYHOOK_REDIS_HIGH_WATERMARK"), d.redis_high_watermark
             ),
             max_backlog=max(1, int(e.get("RAYHOOK_MAX_BACKLOG") or d.max_backlog)),
+            pace_backlog=max(0, int(e.get("RAYHOOK_PACE_BACKLOG") or d.pace_backlog)),
             supervisor_linger=parse_duration(e.get("RAYHOOK_SUPERVISOR_LINGER") or "60s"),
             stale_ms=int(1000 * parse_duration(e.get("RAYHOOK_STALE_AFTER") or "30s")),
             poison_deliveries=max(1, int(e.get("RAYHOOK_POISON_DELIVERIES") or 3)),

@@ -59,6 +59,14 @@ REFUSED = Counter(
     "Webhooks refused with 503, by cause (redis_memory, backlog, store_unavailable, ...).",
     ["reason"],
 )
+PACED = Counter(
+    "rayhook_webhook_paced",
+    "Async webhooks answered late because their workflow's backlog was above "
+    "RAYHOOK_PACE_BACKLOG (ingress/pacing.py).",
+)
+PACED_SECONDS = Counter(
+    "rayhook_webhook_paced_seconds", "Time paced webhooks' replies were held back."
+)
 ACCEPT_SECONDS = Histogram(
     "rayhook_webhook_seconds",
     "Time to answer a webhook (async: accepted and stored; sync: the reply).",
@@ -88,6 +96,10 @@ class WebhookMetrics:
         refused = getattr(req.context, "refused", None)
         if refused is not None:
             REFUSED.labels(reason=refused).inc()
+        paced = getattr(req.context, "paced", None)
+        if paced is not None:
+            PACED.inc()
+            PACED_SECONDS.inc(paced)
 
 
 class MetricsResource:

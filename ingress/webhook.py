@@ -25,6 +25,7 @@ from actors.router import Unavailable as ExecutorsUnavailable
 from engine import sync_replies
 from engine.caps import Caps
 from engine.records import Reply, TriggerEvent
+from ingress import pacing
 from ingress.auth import BASIC_CHALLENGE, basic_allows
 from ingress.body import (
     JSON,
@@ -126,9 +127,9 @@ class WebhookResource:
         for _attempt in range(2):
             event = _event(req, route, query, body, raw, self.redacted)
             dedupe = self._dedupe(route, event)
-            add = partial(self.services.inbox.add, event, dedupe, max_backlog=cap)
+            add = partial(self.services.inbox.accept, event, dedupe, max_backlog=cap)
             try:
-                await _encodable(event, add)
+                queued = await _encodable(event, add)
             except Deduplicated as repeat:  # answered like the first, nothing queued
                 reply = self._async_reply(route, event)
                 reply.executionId = repeat.execution_id
@@ -151,6 +152,10 @@ class WebhookResource:
                 refuse(req, store_unavailable())
             reply = self._async_reply(route, event)
             reply.executionId = event.id
+            pause = pacing.delay(queued.backlog, self.settings.pace_backlog)
+            if pause:  # stored already: only the reply waits (ingress/pacing.py)
+                req.context.paced = pause
+                await asyncio.sleep(pause)
             return reply
         raise workflow_changing()
 

@@ -46,6 +46,15 @@ class BacklogFull(Exception):
         self.backlog = backlog
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A stored event: its entry id, and its workflow's backlog just before it
+    (the inbox's length: entries not yet final), which the ingress paces by."""
+
+    entry: str
+    backlog: int
+
+
 class StaleRoute(Exception):
     """Another version is enabled now; `version_id` is the one to route to."""
 
@@ -87,7 +96,18 @@ class Inbox:
         *,
         max_backlog: int = 2**62,
     ) -> str:
-        """Store an event durably (group-committed); its entry id.
+        """`accept`, for callers that need only the entry id."""
+        return (await self.accept(event, dedupe, max_backlog=max_backlog)).entry
+
+    async def accept(
+        self,
+        event: TriggerEvent,
+        dedupe: tuple[str, int] | None = None,
+        *,
+        max_backlog: int = 2**62,
+    ) -> Queued:
+        """Store an event durably (group-committed); its entry id and the backlog
+        it joined.
 
         With `dedupe` (digest of the event id, window in seconds) a repeated
         delivery raises `Deduplicated` instead (store/dedupe.py). Raises `NotEnabled` / `StaleRoute`
@@ -95,7 +115,7 @@ class Inbox:
         workflow's backlog reached `max_backlog`, and `StoreError` when Redis
         is unavailable."""
         digest, window = dedupe or ("", 0)
-        status, value = await self.batcher.submit_script(
+        status, value, *rest = await self.batcher.submit_script(
             INBOX_ADD,
             [self.keys.enabled, self.keys.inbox(event.key), self.keys.dedupe(event.key, digest)],
             [
@@ -108,7 +128,7 @@ class Inbox:
             ],
         )
         if status == 1:
-            return value.decode()
+            return Queued(value.decode(), int(rest[0]))
         if status == 3:
             raise BacklogFull(int(value))
         if status == 0:

@@ -7,8 +7,9 @@
 -- ARGV[1] workflow key, ARGV[2] version id the ingress routed to, ARGV[3] payload,
 -- ARGV[4] dedupe window in seconds or '', ARGV[5] the event's execution id,
 -- ARGV[6] the backlog cap
--- Returns {1, entry id} | {0, ""} (no enabled version) | {-1, enabled id} (stale
--- route) | {2, first execution id} (a repeated delivery) | {3, backlog} (full)
+-- Returns {1, entry id, backlog before it} | {0, ""} (no enabled version) |
+-- {-1, enabled id} (stale route) | {2, first execution id} (a repeated delivery) |
+-- {3, backlog} (full)
 local enabled = redis.call('HGET', KEYS[1], ARGV[1])
 if not enabled then
   return {0, ''}
@@ -30,4 +31,4 @@ local entry = redis.call('XADD', KEYS[2], '*', 'e', ARGV[3])
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[4])
 end
-return {1, entry}
+return {1, entry, backlog}

@@ -89,6 +89,41 @@ def test_a_full_backlog_refuses_that_workflow_only(
     assert metric(server, 'rayhook_webhook_refused_total{reason="backlog"}') == 3
 
 
+def test_a_workflow_behind_its_pace_is_answered_later_and_loses_nothing(
+    make_server: Callable[..., Server], slow_url: str
+) -> None:
+    """Above RAYHOOK_PACE_BACKLOG entries the reply waits (ingress/pacing.py):
+    2 entries in, the third event waits 125 ms, the fourth 250 ms; every one is
+    stored before its reply and runs, and /metrics counts the paced replies."""
+    server = make_server(RAYHOOK_PACE_BACKLOG="2", RAYHOOK_REQUEST_ALLOW="127.0.0.1")
+    slow = server.create(
+        {
+            "sync": False,
+            "enabled": True,
+            "nodes": [
+                {"key": "call", "type": "request", "config": {"url": slow_url, "timeout": 30000}}
+            ],
+        }
+    )
+    other = server.create(async_echo())
+    took = []
+    replies = []
+    for n in range(4):  # one at a time: each joins a known backlog (0, 1, 2, 3)
+        started = time.monotonic()
+        replies.append(server.hook(slow["key"], {"n": n}))
+        took.append(time.monotonic() - started)
+    assert [r.status_code for r in replies] == [200] * 4, replies[-1].text
+    assert took[2] >= 0.125 and took[3] >= 0.25, took
+    assert metric(server, "rayhook_webhook_paced_total") == 2
+    assert metric(server, "rayhook_webhook_paced_seconds_total") == pytest.approx(0.375)
+    # another workflow's backlog is its own: not paced
+    assert server.hook(other["key"], {"amount": 1}).status_code == 200
+    assert metric(server, "rayhook_webhook_paced_total") == 2
+    for reply in replies:
+        execution = server.wait_final(reply.headers["x-rayhook-execution"])
+        assert execution["status"] == 1, execution["jobs"][0]["result"]
+
+
 def test_redis_above_its_high_watermark_refuses_webhooks_until_it_has_room(
     make_server: Callable[..., Server], tmp_path: Path
 ) -> None:

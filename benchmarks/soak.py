@@ -97,14 +97,14 @@ def soak(bench: Bench, baseline: float | None, minutes: float) -> list[Row]:
 def paced_rows(scenario: str, stack: Stack, requests: int) -> list[Row]:
     """How many replies pacing held back (RAYHOOK_PACE_BACKLOG), and for how
     long on average, from the stack's /metrics."""
-    text = stack.admin.get("/metrics").text
-    figures = {
-        name: sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-        for name in ("rayhook_webhook_paced_total", "rayhook_webhook_paced_seconds_total")
-    }
+    lines = stack.admin.get("/metrics").text.splitlines()
+
+    def total(name: str) -> float:
+        return sum(float(line.split()[-1]) for line in lines if line.startswith(name))
+
     count, seconds = (
-        figures["rayhook_webhook_paced_total"],
-        figures["rayhook_webhook_paced_seconds_total"],
+        total("rayhook_webhook_paced_total"),
+        total("rayhook_webhook_paced_seconds_total"),
     )
     mean = f", {1000 * seconds / count:.1f} ms each on average" if count else ""
     share = f" ({count / requests:.1%} of the replies{mean})" if requests else ""

@@ -45,6 +45,16 @@ def slow_url() -> Iterator[str]:
     httpd.shutdown()
 
 
+def slow_workflow(url: str) -> dict[str, object]:
+    """An async workflow whose one node waits on `url` (the 3 s server above),
+    so its events stay in the inbox while a test sends more."""
+    return {
+        "sync": False,
+        "enabled": True,
+        "nodes": [{"key": "call", "type": "request", "config": {"url": url, "timeout": 30000}}],
+    }
+
+
 def refused_by(reply: httpx.Response, cause: str) -> bool:
     return (
         reply.status_code == 503
@@ -62,15 +72,7 @@ def test_a_full_backlog_refuses_that_workflow_only(
     make_server: Callable[..., Server], slow_url: str
 ) -> None:
     server = make_server(RAYHOOK_MAX_BACKLOG="3", RAYHOOK_REQUEST_ALLOW="127.0.0.1")
-    slow = server.create(
-        {
-            "sync": False,
-            "enabled": True,
-            "nodes": [
-                {"key": "call", "type": "request", "config": {"url": slow_url, "timeout": 30000}}
-            ],
-        }
-    )
+    slow = server.create(slow_workflow(slow_url))
     other = server.create(async_echo())
     with ThreadPoolExecutor(6) as pool:
         replies = list(pool.map(lambda n: server.hook(slow["key"], {"n": n}), range(6)))
@@ -96,15 +98,7 @@ def test_a_workflow_behind_its_pace_is_answered_later_and_loses_nothing(
     2 entries in, the third event waits 125 ms, the fourth 250 ms; every one is
     stored before its reply and runs, and /metrics counts the paced replies."""
     server = make_server(RAYHOOK_PACE_BACKLOG="2", RAYHOOK_REQUEST_ALLOW="127.0.0.1")
-    slow = server.create(
-        {
-            "sync": False,
-            "enabled": True,
-            "nodes": [
-                {"key": "call", "type": "request", "config": {"url": slow_url, "timeout": 30000}}
-            ],
-        }
-    )
+    slow = server.create(slow_workflow(slow_url))
     other = server.create(async_echo())
     took = []
     replies = []

@@ -42,6 +42,10 @@ OWN_PENDING_SECONDS = 5.0
 RETENTION_SECONDS = 60.0
 PARTITIONS_SECONDS = 3600.0
 MAX_BACKOFF = 5.0
+#: After a read that found less than half a batch, the next waits this long, so
+#: that under load a batch holds hundreds of executions: each SQL transaction
+#: and Redis round trip is then shared by more of them (docs/performance.md).
+GATHER_SECONDS = 0.2
 
 
 class HistoryWriter:
@@ -93,7 +97,10 @@ class HistoryWriter:
                 if time.monotonic() - last_claim > CLAIM_IDLE_MS / 1000:
                     last_claim = time.monotonic()
                     await self._move(await self.queue.claim_idle(CONSUMER, CLAIM_IDLE_MS, BATCH))
-                await self._move(await self.queue.take(CONSUMER, BATCH, READ_BLOCK_MS))
+                taken = await self.queue.take(CONSUMER, BATCH, READ_BLOCK_MS)
+                await self._move(taken)
+                if taken and len(taken) < BATCH // 2:
+                    await asyncio.sleep(GATHER_SECONDS)
             except asyncio.CancelledError:
                 raise
             except GroupMissing:  # Redis came back without its data

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 import redis.asyncio as aioredis
 
+from store.batching import PipelineBatcher
 from store.errors import raises_store_error
 from store.keys import Keys
 
@@ -53,16 +54,23 @@ _reply = msgspec.msgpack.Decoder(SyncReply).decode
 @raises_store_error
 @dataclass(frozen=True, slots=True)
 class SyncCalls:
-    """The channels of one namespace, and what travels on them."""
+    """The channels of one namespace, and what travels on them. Calls and
+    replies published during one event-loop turn go to Redis in one pipeline
+    (`store.batching`): one PUBLISH per round trip through redis-py was the
+    largest single cost of a sync call on both sides (docs/performance.md)."""
 
     client: aioredis.Redis
     keys: Keys
+    _published: PipelineBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_published", PipelineBatcher(self.client))
 
     async def call(self, executor: int, reply_to: str, event: bytes) -> int:
         """Publish a request to an executor; how many executors heard it (0: none
         listens on that channel now)."""
-        heard = await self.client.publish(
-            self.keys.sync_calls(executor), _encode(SyncRequest(reply_to, event))
+        heard = await self._published.submit(
+            "PUBLISH", self.keys.sync_calls(executor), _encode(SyncRequest(reply_to, event))
         )
         return int(heard)
 
@@ -73,7 +81,7 @@ class SyncCalls:
         return [int(n) > 0 for _channel, n in counts]
 
     async def answer(self, reply_to: str, execution_id: str, reply: bytes) -> None:
-        await self.client.publish(reply_to, _encode(SyncReply(execution_id, reply)))
+        await self._published.submit("PUBLISH", reply_to, _encode(SyncReply(execution_id, reply)))
 
     async def announce_start(self, executor: int) -> None:
         await self.client.publish(self.keys.executor_starts, str(executor))

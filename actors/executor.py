@@ -12,6 +12,8 @@ a module of its own:
 - `Runs` (actors/runs.py) runs one execution from start, resume or retry to its
   end, which `Recorder` (actors/recorder.py) writes;
 - `Subflows` (actors/subflows.py) calls other workflows for a `subflow` node.
+Execution actor 0 also hosts the deployment's `HistoryWriter`
+(actors/history_writer.py) on a thread of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import ray
 from actors import heap
 from actors.consumer import InboxConsumer
 from actors.handles import executor_name
+from actors.history_writer import WriterThread
 from actors.inbox_runs import InboxRuns
 from actors.metrics import MetricsBuffer
 from actors.runs import Runs
@@ -56,7 +59,8 @@ NODE_TEST_SECONDS = 60.0
 
 class ExecutionActor:
     """Attributes: `settings`, `index` (position in the pool), `runs`, the
-    `consumer` of the inboxes and the `sync` server."""
+    `consumer` of the inboxes, the `sync` server and, on executor 0, the
+    `history_writer`."""
 
     def __init__(self, settings: Settings, index: int) -> None:
         configure_logs(secrets=settings.env.values())
@@ -89,6 +93,7 @@ class ExecutionActor:
         self._consuming = loop.create_task(self._after_start(self.consumer.run))
         self._serving = loop.create_task(self._after_start(self.sync.serve))
         heap.freeze()
+        self.history_writer = WriterThread(settings) if index == 0 else None
 
     async def _after_start(self, work: Any) -> None:
         await self._started
@@ -104,6 +109,11 @@ class ExecutionActor:
         """Stop reading the inboxes and wait up to `timeout` s for the executions
         read; how many still run (a graceful shutdown of the whole stack)."""
         return await self.consumer.drain(timeout)
+
+    async def history(self) -> dict[str, object] | None:
+        """The history writer's counters (`HistoryWriter.stats`) on executor 0;
+        None on the others."""
+        return await self.history_writer.stats() if self.history_writer else None
 
     async def supervisors(self) -> list[dict[str, object]]:
         """The workflow supervisors awake here (operators: `supervisors:list`)."""

@@ -14,7 +14,6 @@ from ray.actor import ActorHandle
 from engine.settings import Settings
 
 MAX_CONCURRENCY = 4096
-HISTORY_WRITER = "history-writer"
 
 
 def executor_name(index: int) -> str:
@@ -57,21 +56,3 @@ def executor(settings: Settings, index: int) -> ActorHandle:
 
 def executors(settings: Settings) -> list[ActorHandle]:
     return [executor(settings, i) for i in range(settings.executors)]
-
-
-def history_writer(settings: Settings) -> ActorHandle:
-    """The deployment's one HistoryWriter (created by whoever asks first)."""
-    from actors.history_writer import RemoteHistoryWriter
-
-    handle = RemoteHistoryWriter.options(
-        name=HISTORY_WRITER,
-        namespace=settings.namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_task_retries=0,
-        max_concurrency=16,
-        num_cpus=0,
-        resources=placement(settings),
-    ).remote(settings)
-    return cast(ActorHandle, handle)

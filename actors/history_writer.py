@@ -1,27 +1,31 @@
 """`HistoryWriter`: moves final executions from Redis to the SQL history
 (SPEC §9), in batches, and applies retention.
 
-One per deployment (named, detached, restarted by Ray). Its loop takes entries
-from the history stream, upserts them in one SQL transaction, and only then
-forgets their Redis copies; a crash between the two leaves the entries pending
-and the next start writes them again (the upsert makes that harmless). While the
-database is down it keeps retrying: executions wait in Redis and stay visible.
+One per deployment: a thread of execution actor 0 (`executor:0`), with an event
+loop of its own (`WriterThread`), so Ray restarts it with that actor and a SQL
+stall never holds up the executor's loop. It was an actor of its own until
+every Ray actor process was measured to cost ~0.7 % of a core while idle (Ray's
+core worker wakes every 10 ms) and ~100 MB (docs/performance.md, "Idle cost").
+Its loop takes entries from the history stream, upserts them in one SQL
+transaction, and only then forgets their Redis copies; a crash between the two
+leaves the entries pending and the next start writes them again (the upsert
+makes that harmless). While the database is down it keeps retrying: executions
+wait in Redis and stay visible.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
-
-import ray
 
 from actors import heap
 from actors.metrics import MetricsBuffer
-from engine.logs import configure as configure_logs
 from engine.settings import Settings
 from store import migrate
 from store.connection import connect
@@ -42,6 +46,7 @@ OWN_PENDING_SECONDS = 5.0
 RETENTION_SECONDS = 60.0
 PARTITIONS_SECONDS = 3600.0
 MAX_BACKOFF = 5.0
+THREAD_NAME = "history-writer"  # as `ps -T` and `top -H` show it
 #: After a read that found less than half a batch, the next waits this long, so
 #: that under load a batch holds hundreds of executions: each SQL transaction
 #: and Redis round trip is then shared by more of them (docs/performance.md).
@@ -54,7 +59,6 @@ class HistoryWriter:
     `pruned`, with `up` (the last SQL write succeeded) and `last_error`."""
 
     def __init__(self, settings: Settings) -> None:
-        configure_logs()
         self.settings = settings
         self.redis = connect(settings.redis_url)
         self.keys = Keys(settings.namespace)
@@ -65,10 +69,14 @@ class HistoryWriter:
         self.moved = self.failures = self.pruned = 0
         self.up = False
         self.last_error: str | None = None
-        loop = asyncio.get_running_loop()
-        self._main = loop.create_task(self._run())
-        self._retention = loop.create_task(self._retain())
         heap.freeze()
+
+    async def run(self) -> None:
+        """Move and retain until cancelled (or an unexpected error, which the
+        caller logs and starts again from)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._run())
+            tasks.create_task(self._retain())
 
     async def stats(self) -> dict[str, object]:
         return {
@@ -191,4 +199,48 @@ class HistoryWriter:
                 log.warning("history: retention failed: %s", exc)
 
 
-RemoteHistoryWriter = ray.remote(HistoryWriter)
+class WriterThread:
+    """A `HistoryWriter` on a daemon thread of its own, with its own event loop,
+    in the calling process (execution actor 0). An unexpected error starts a
+    fresh writer after a second: what it had taken is still pending in Redis."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.writer: HistoryWriter | None = None
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    async def stats(self) -> dict[str, object]:
+        """The writer's counters (`HistoryWriter.stats`), read on its own loop."""
+        await asyncio.to_thread(self._ready.wait)
+        assert self.writer is not None
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self.writer.stats(), self._loop)
+        )
+
+    def _serve(self) -> None:
+        _name_os_thread(THREAD_NAME)
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._supervise())
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                self.writer = HistoryWriter(self.settings)
+                self._ready.set()
+                await self.writer.run()
+            except Exception:
+                log.exception("history writer failed; starting it again")
+                if self.writer is not None:
+                    await self.writer.history.close()
+            await asyncio.sleep(1.0)
+
+
+def _name_os_thread(name: str) -> None:
+    """Give the calling thread `name` in the kernel too (Linux; 15 bytes)."""
+    try:
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(name[:15])
+    except OSError:
+        pass

@@ -165,13 +165,7 @@ class Router:
             return False
         return all(listening)
 
-    # -- the pool, the history writer, the supervisors ---------------------------------
-
-    async def ensure_history_writer(self) -> None:
-        """Make sure the deployment's HistoryWriter runs (idempotent)."""
-        async with self.ray.use():
-            handle = await asyncio.to_thread(handles.history_writer, self.settings)
-            await handle.stats.remote()
+    # -- the pool and the supervisors --------------------------------------------------
 
     async def supervisors(self) -> tuple[list[dict[str, Any]], list[str]]:
         """Every workflow supervisor awake in the pool, one row per workflow

@@ -57,7 +57,6 @@ class Services:
         try:
             await self.redis.load_scripts()
             await self.routes.refresh_all()
-            await self.router.ensure_history_writer()
         except Exception as exc:  # Redis down at boot: serve 503s until it is back
             log.warning("startup could not reach redis: %s", exc)
         await self.router.ray.close()

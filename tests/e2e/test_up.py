@@ -3,6 +3,7 @@ a restart keeps the workflows and finishes the async events still queued."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -207,17 +208,38 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(data_dir / "ray-token"),
     }
+    ray_list = [str(Path(sys.executable).with_name("ray")), "list", "actors"]
     listed = subprocess.run(
-        [str(Path(sys.executable).with_name("ray")), "list", "actors"],
+        ray_list,
         capture_output=True,
         text=True,
         timeout=120,
         env=ray_env,
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert "ExecutionActor" in listed.stdout and "HistoryWriter" in listed.stdout
+    assert "ExecutionActor" in listed.stdout
     ps = subprocess.run(["ps", "-eo", "cmd"], capture_output=True, text=True).stdout
-    assert "ray::ExecutionActor" in ps and "ray::HistoryWriter" in ps
+    assert "ray::ExecutionActor" in ps
+    # The history writer is a thread of execution actor 0 (`ps -T` and `top -H` name
+    # it, and the threads it starts, which inherit the name: its SQL and thread pool).
+    detail = subprocess.run(
+        [*ray_list, "--detail", "--format=json", "--filter", "class_name=ExecutionActor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ray_env,
+    )
+    assert detail.returncode == 0, detail.stderr[-2000:]
+    threads = {
+        actor["name"]: [
+            (task / "comm").read_text().strip()
+            for task in Path(f"/proc/{actor['pid']}/task").iterdir()
+        ]
+        for actor in json.loads(detail.stdout)
+        if actor["state"] == "ALIVE"
+    }
+    writers = sorted(name for name, names in threads.items() if "history-writer" in names)
+    assert writers == ["executor:0"], threads
 
 
 def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path: Path) -> None:

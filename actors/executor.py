@@ -12,8 +12,8 @@ a module of its own:
 - `Runs` (actors/runs.py) runs one execution from start, resume or retry to its
   end, which `Recorder` (actors/recorder.py) writes;
 - `Subflows` (actors/subflows.py) calls other workflows for a `subflow` node.
-Execution actor 0 also hosts the deployment's `HistoryWriter`
-(actors/history_writer.py) on a thread of its own.
+Execution actor 0 also starts the deployment's `HistoryWriter`
+(actors/history_writer.py) as a child process of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import ray
 from actors import heap
 from actors.consumer import InboxConsumer
 from actors.handles import executor_name
-from actors.history_writer import WriterThread
+from actors.history_writer import WriterProcess
 from actors.inbox_runs import InboxRuns
 from actors.metrics import MetricsBuffer
 from actors.runs import Runs
@@ -93,7 +93,9 @@ class ExecutionActor:
         self._consuming = loop.create_task(self._after_start(self.consumer.run))
         self._serving = loop.create_task(self._after_start(self.sync.serve))
         heap.freeze()
-        self.history_writer = WriterThread(settings) if index == 0 else None
+        self.history_writer = (
+            WriterProcess(settings) if index == 0 and settings.history_writer else None
+        )
 
     async def _after_start(self, work: Any) -> None:
         await self._started
@@ -110,10 +112,10 @@ class ExecutionActor:
         read; how many still run (a graceful shutdown of the whole stack)."""
         return await self.consumer.drain(timeout)
 
-    async def history(self) -> dict[str, object] | None:
-        """The history writer's counters (`HistoryWriter.stats`) on executor 0;
-        None on the others."""
-        return await self.history_writer.stats() if self.history_writer else None
+    async def history_writer_pid(self) -> int | None:
+        """The pid of the history writer's process while it runs (executor 0);
+        None elsewhere (operators and the fault tests find it by this)."""
+        return self.history_writer.pid if self.history_writer else None
 
     async def supervisors(self) -> list[dict[str, object]]:
         """The workflow supervisors awake here (operators: `supervisors:list`)."""

@@ -1,11 +1,13 @@
 """`HistoryWriter`: moves final executions from Redis to the SQL history
 (SPEC §9), in batches, and applies retention.
 
-One per deployment: a thread of execution actor 0 (`executor:0`), with an event
-loop of its own (`WriterThread`), so Ray restarts it with that actor and a SQL
-stall never holds up the executor's loop. It was an actor of its own until
-every Ray actor process was measured to cost ~0.7 % of a core while idle (Ray's
-core worker wakes every 10 ms) and ~100 MB (docs/performance.md, "Idle cost").
+One per deployment: a child process of execution actor 0 (`executor:0`),
+`rayhook::HistoryWriter` in `ps` (`WriterProcess`). Ray restarts it with that
+actor, it dies with it, and neither a SQL stall nor its own work holds up the
+executor's loop or GIL. It was a Ray actor of its own until every Ray actor
+process was measured to cost ~0.7 % of a core while idle (Ray's core worker
+wakes every 10 ms) and ~100 MB (docs/performance.md, "Idle cost"); a plain
+process costs neither.
 Its loop takes entries from the history stream, upserts them in one SQL
 transaction, and only then forgets their Redis copies; a crash between the two
 leaves the entries pending and the next start writes them again (the upsert
@@ -16,16 +18,23 @@ wait in Redis and stay visible.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
-import threading
+import os
+import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+import setproctitle
+
 from actors import heap
-from actors.metrics import MetricsBuffer
+from actors.metrics import MetricsBuffer, _restarted_by_ray
+from engine.logs import configure as configure_logs
 from engine.settings import Settings
 from store import migrate
 from store.connection import connect
@@ -46,7 +55,8 @@ OWN_PENDING_SECONDS = 5.0
 RETENTION_SECONDS = 60.0
 PARTITIONS_SECONDS = 3600.0
 MAX_BACKOFF = 5.0
-THREAD_NAME = "history-writer"  # as `ps -T` and `top -H` show it
+PROCESS_TITLE = "rayhook::HistoryWriter"  # as `ps` shows it
+_PR_SET_PDEATHSIG = 1
 #: After a read that found less than half a batch, the next waits this long, so
 #: that under load a batch holds hundreds of executions: each SQL transaction
 #: and Redis round trip is then shared by more of them (docs/performance.md).
@@ -58,14 +68,14 @@ class HistoryWriter:
     counters `moved`, `failures` (SQL writes that failed and were retried),
     `pruned`, with `up` (the last SQL write succeeded) and `last_error`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, restarted: bool = False) -> None:
         self.settings = settings
         self.redis = connect(settings.redis_url)
         self.keys = Keys(settings.namespace)
         self.queue = HistoryQueue(self.redis, self.keys)
         self.history = HistoryStore(settings.history_database)
         self.metrics = MetricsBuffer(ClusterFigures(self.redis, self.keys))
-        self.metrics.actor_started("HistoryWriter")
+        self.metrics.actor_started("HistoryWriter", restarted=restarted)
         self.moved = self.failures = self.pruned = 0
         self.up = False
         self.last_error: str | None = None
@@ -199,48 +209,84 @@ class HistoryWriter:
                 log.warning("history: retention failed: %s", exc)
 
 
-class WriterThread:
-    """A `HistoryWriter` on a daemon thread of its own, with its own event loop,
-    in the calling process (execution actor 0). An unexpected error starts a
-    fresh writer after a second: what it had taken is still pending in Redis."""
+class WriterProcess:
+    """Execution actor 0's child process that runs the `HistoryWriter`
+    (`python -m actors.history_writer`), started again a second after it exits.
+    It gets the settings on its stdin (they hold secrets: never on a command
+    line) and dies with the actor (PR_SET_PDEATHSIG). Attributes: `pid` of the
+    running process, `starts`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.writer: HistoryWriter | None = None
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
-        self._thread.start()
+        self.pid: int | None = None
+        self.starts = 0
+        self._task = asyncio.get_running_loop().create_task(self._keep_running())
 
-    async def stats(self) -> dict[str, object]:
-        """The writer's counters (`HistoryWriter.stats`), read on its own loop."""
-        await asyncio.to_thread(self._ready.wait)
-        assert self.writer is not None
-        return await asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(self.writer.stats(), self._loop)
-        )
-
-    def _serve(self) -> None:
-        _name_os_thread(THREAD_NAME)
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._supervise())
-
-    async def _supervise(self) -> None:
+    async def _keep_running(self) -> None:
+        restarted = _restarted_by_ray()  # the writer died with this actor
         while True:
             try:
-                self.writer = HistoryWriter(self.settings)
-                self._ready.set()
-                await self.writer.run()
-            except Exception:
-                log.exception("history writer failed; starting it again")
-                if self.writer is not None:
-                    await self.writer.history.close()
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "actors.history_writer",
+                    str(os.getpid()),
+                    "restart" if restarted else "start",
+                    stdin=asyncio.subprocess.PIPE,
+                    start_new_session=True,  # a terminal's Ctrl-C is for the executor
+                )
+                assert process.stdin is not None
+                # One line, read as such: a process this actor forks without exec
+                # (a sandbox) may hold the pipe open, so EOF cannot mark the end.
+                process.stdin.write(msgspec.json.encode(self.settings) + b"\n")
+                process.stdin.close()
+                self.pid, self.starts = process.pid, self.starts + 1
+                code = await process.wait()
+                log.error(
+                    "history writer (pid %d) exited with %s; starting it again", process.pid, code
+                )
+            except OSError as exc:
+                log.error("history writer could not start: %s; trying again", exc)
+            self.pid, restarted = None, True
             await asyncio.sleep(1.0)
 
 
-def _name_os_thread(name: str) -> None:
-    """Give the calling thread `name` in the kernel too (Linux; 15 bytes)."""
+def main(argv: list[str]) -> None:
+    """The writer's process: `python -m actors.history_writer PARENT start|restart`,
+    the settings as one line of JSON on stdin."""
+    parent, how = int(argv[1]), argv[2]
+    _die_with(parent)
+    settings = msgspec.json.decode(sys.stdin.buffer.readline(), type=Settings)
+    configure_logs(secrets=settings.env.values())
+    _set_title(PROCESS_TITLE)
+
+    async def serve() -> None:
+        writer = HistoryWriter(settings, restarted=how == "restart")
+        await writer.run()
+
     try:
-        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(name[:15])
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+def _die_with(parent: int) -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+def _set_title(title: str) -> None:
+    """What `ps` shows for this process (its command line, and the thread name)."""
+    setproctitle.setproctitle(title)
+    try:
+        Path("/proc/self/comm").write_text(title[:15])
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -9,8 +9,6 @@ import logging
 from bisect import bisect_left
 from collections import Counter, defaultdict
 
-import ray
-
 from store.metrics import ClusterFigures
 
 log = logging.getLogger("rayhook.metrics")
@@ -38,13 +36,14 @@ class MetricsBuffer:
     def job(self, node_type: str, seconds: float) -> None:
         self._observe("job_seconds", node_type, seconds)
 
-    def actor_started(self, actor: str) -> None:
+    def actor_started(self, actor: str, *, restarted: bool | None = None) -> None:
         """Called from an actor's constructor. Ray runs the constructor again when
         it restarts an actor that died; a start after a clean stop (`rayhook up`
         stopped then started, a deployment rolled out) is a first start of a
-        new actor, not a restart."""
+        new actor, not a restart. `restarted`: told by the caller, for a process
+        outside Ray (the history writer); None asks Ray."""
         self._count("actor_starts", actor)
-        if _restarted_by_ray():
+        if _restarted_by_ray() if restarted is None else restarted:
             self._count("actor_restarts", actor)
 
     def count(self, name: str, field: str, n: int = 1) -> None:
@@ -100,8 +99,12 @@ class MetricsBuffer:
 
 def _restarted_by_ray() -> bool:
     """Whether Ray restarted the actor this runs in (after it died); False
-    outside an actor. Figures are best effort: never fail a start for them."""
+    outside an actor. Figures are best effort: never fail a start for them.
+    (Ray is imported here: the history writer's process uses this module and
+    never loads Ray.)"""
     try:
+        import ray
+
         context = ray.get_runtime_context()
         return bool(context.get_actor_id() is not None and context.was_current_actor_reconstructed)
     except Exception as exc:

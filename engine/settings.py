@@ -89,7 +89,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     folder, as an absolute path so every process opens the same file),
     history_max_age [RAYHOOK_HISTORY_MAX_AGE] (seconds a final execution is kept,
     from its creation; 0 = forever; written as `14d`, `12h`...),
-    history_max_count [RAYHOOK_HISTORY_MAX_COUNT] (0 = no limit), redis_maxmemory
+    history_max_count [RAYHOOK_HISTORY_MAX_COUNT] (0 = no limit), history_writer
+    (True: execution actor 0 runs the writer that moves final executions to
+    the history; False only where executions must stay in Redis to be
+    watched there: the actor tests, which run executors without the rest of
+    the stack), redis_maxmemory
     [RAYHOOK_REDIS_MAXMEMORY] (the private Redis of `rayhook up`),
     redis_high_watermark [RAYHOOK_REDIS_HIGH_WATERMARK] (share of Redis's
     maxmemory above which async webhooks are refused with 503), max_backlog
@@ -150,6 +154,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     history_url: str = ""
     history_max_age: float = 14 * 86400.0
     history_max_count: int = 0
+    history_writer: bool = True
     redis_maxmemory: str = "1gb"
     redis_high_watermark: float = 0.8
     max_backlog: int = 1_000_000

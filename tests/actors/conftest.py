@@ -16,8 +16,9 @@ from tests.conftest import REDIS_URL, kill_actors
 @pytest.fixture
 def settings(ray_driver: None, namespace: str) -> Iterator[Settings]:
     """Settings of a fresh namespace; every named actor of it is killed afterwards
-    (before the namespace's keys are deleted)."""
-    yield Settings(redis_url=REDIS_URL, namespace=namespace, executors=2)
+    (before the namespace's keys are deleted). No history writer: these tests
+    watch final executions in Redis, where they stay without one."""
+    yield Settings(redis_url=REDIS_URL, namespace=namespace, executors=2, history_writer=False)
     kill_actors(namespace)
 
 

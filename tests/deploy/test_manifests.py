@@ -1427,11 +1427,11 @@ def test_history_database_takes_every_connection_rayhook_may_open() -> None:
 
 
 def test_history_writer_runs_where_the_network_policy_expects_it() -> None:
-    """The HistoryWriter is a thread of execution actor 0 (actors/executor.py), and the
+    """The HistoryWriter is a child process of execution actor 0 (actors/executor.py): the
     execution actors take the actor resource (actors/handles.py), which only the exec
     group offers: the exec pods connect to the history database."""
     executor = ast.parse((REPO / "actors" / "executor.py").read_text())
-    assert "WriterThread(settings) if index == 0" in ast.unparse(executor)
+    assert "WriterProcess(settings) if index == 0" in ast.unparse(executor)
     handles = ast.parse((REPO / "actors" / "handles.py").read_text())
     (start,) = [n for n in handles.body if isinstance(n, ast.FunctionDef) and n.name == "executor"]
     assert "resources=placement(settings)" in ast.unparse(start)

@@ -17,6 +17,7 @@ import pytest
 
 from deploy import processes
 from engine.settings import default_history_url
+from store import migrate
 from tests.conftest import REDIS_URL, delete_namespace, kill_actors
 
 FINAL = {1, -1, -2, -3, -4, -5, -6}
@@ -95,14 +96,18 @@ def start_server(tmp: Path, *, redis_url: str = REDIS_URL, workers: int = 2, **e
         "RAYHOOK_DATA_DIR": str(tmp / f"data-{port}"),
         **env,
     }
+    history_url = full_env.get("RAYHOOK_HISTORY_URL") or default_history_url(
+        full_env["RAYHOOK_DATA_DIR"]
+    )
+    # Migrated first, as `rayhook up` and the Kubernetes migrate Job do: the
+    # admin API reads the history from its first request.
+    Path(full_env["RAYHOOK_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(history_url)
     process = processes.spawn(
         [sys.executable, "-m", "gunicorn", "-c", "python:deploy.gunicorn_conf", "ingress.asgi:app"],
         env=full_env,
         log=log,
         cwd=str(Path(__file__).resolve().parents[2]),
-    )
-    history_url = full_env.get("RAYHOOK_HISTORY_URL") or default_history_url(
-        full_env["RAYHOOK_DATA_DIR"]
     )
     server = Server(f"http://127.0.0.1:{port}", token, namespace, log, process, history_url)
     deadline = time.monotonic() + 60

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from actors.history_writer import PROCESS_TITLE
 from deploy import processes
 from deploy.launcher import ray_temp_dir
 
@@ -220,8 +221,7 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
     assert "ExecutionActor" in listed.stdout
     ps = subprocess.run(["ps", "-eo", "cmd"], capture_output=True, text=True).stdout
     assert "ray::ExecutionActor" in ps
-    # The history writer is a thread of execution actor 0 (`ps -T` and `top -H` name
-    # it, and the threads it starts, which inherit the name: its SQL and thread pool).
+    # The history writer is a child process of execution actor 0, named in `ps`.
     detail = subprocess.run(
         [*ray_list, "--detail", "--format=json", "--filter", "class_name=ExecutionActor"],
         capture_output=True,
@@ -230,16 +230,23 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
         env=ray_env,
     )
     assert detail.returncode == 0, detail.stderr[-2000:]
-    threads = {
-        actor["name"]: [
-            (task / "comm").read_text().strip()
-            for task in Path(f"/proc/{actor['pid']}/task").iterdir()
-        ]
+    executors = {
+        actor["pid"]: actor["name"]
         for actor in json.loads(detail.stdout)
         if actor["state"] == "ALIVE"
     }
-    writers = sorted(name for name, names in threads.items() if "history-writer" in names)
-    assert writers == ["executor:0"], threads
+    writers = [
+        executors.get(_parent_of(int(line.split()[0])))
+        for line in subprocess.run(
+            ["ps", "-eo", "pid,cmd"], capture_output=True, text=True
+        ).stdout.splitlines()
+        if PROCESS_TITLE in line
+    ]
+    assert writers == ["executor:0"], (writers, executors)
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from actors.history_writer import PROCESS_TITLE
 from tests.conftest import delete_namespace, kill_actors
 from tests.e2e.conftest import Server, start_server
 from tests.e2e.redis_server import RedisServer
@@ -75,6 +76,21 @@ class Stack:
     def kill_actor_process(self, name: str) -> None:
         os.kill(self.actor_pid(name), signal.SIGKILL)
 
+    def writer_pid(self, timeout: float = 60) -> int:
+        """The history writer's process (a child of execution actor 0), once it
+        runs: after a kill, the next one's."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                handle = ray.get_actor("executor:0", namespace=self.server.namespace)
+                pid = ray.get(handle.history_writer_pid.remote(), timeout=30)
+            except Exception:  # executor 0 is being restarted
+                pid = None
+            if pid is not None and _titled(pid):  # started, not just forked
+                return int(pid)
+            assert time.monotonic() < deadline, "no history writer runs"
+            time.sleep(0.2)
+
     def gunicorn_workers(self) -> list[int]:
         path = Path(f"/proc/{self.server.process.pid}/task/{self.server.process.pid}/children")
         return [int(pid) for pid in path.read_text().split()]
@@ -90,6 +106,13 @@ class Stack:
                 pass
             time.sleep(0.1)
         raise AssertionError("the service did not become ready again")
+
+
+def _titled(pid: int) -> bool:
+    try:
+        return PROCESS_TITLE in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")

@@ -168,7 +168,7 @@ class LocalStack:
         # metrics, which are off) and its node view's stats (every 15 s) once a
         # minute; raylet's memory monitor (the OOM killer) every 1 s instead of
         # 0.25 s and its check for a due garbage collection every 1 s instead of
-        # 0.1 s: ~0.35 % less (docs/performance.md, "Idle cost").
+        # 0.1 s: ~0.35 % less (docs/performance.md, "the idle floor").
         env = {
             "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
             "RAY_enable_metrics_collection": "0",

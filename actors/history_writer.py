@@ -18,10 +18,8 @@ wait in Redis and stay visible.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +32,7 @@ import setproctitle
 
 from actors import heap
 from actors.metrics import MetricsBuffer, _restarted_by_ray
+from deploy.processes import die_with
 from engine.logs import configure as configure_logs
 from engine.settings import Settings
 from store import migrate
@@ -56,7 +55,6 @@ RETENTION_SECONDS = 60.0
 PARTITIONS_SECONDS = 3600.0
 MAX_BACKOFF = 5.0
 PROCESS_TITLE = "rayhook::HistoryWriter"  # as `ps` shows it
-_PR_SET_PDEATHSIG = 1
 #: After a read that found less than half a batch, the next waits this long, so
 #: that under load a batch holds hundreds of executions: each SQL transaction
 #: and Redis round trip is then shared by more of them (docs/performance.md).
@@ -255,7 +253,7 @@ def main(argv: list[str]) -> None:
     """The writer's process: `python -m actors.history_writer PARENT start|restart`,
     the settings as one line of JSON on stdin."""
     parent, how = int(argv[1]), argv[2]
-    _die_with(parent)
+    die_with(parent)
     settings = msgspec.json.decode(sys.stdin.buffer.readline(), type=Settings)
     configure_logs(secrets=settings.env.values())
     _set_title(PROCESS_TITLE)
@@ -268,15 +266,6 @@ def main(argv: list[str]) -> None:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
-
-
-def _die_with(parent: int) -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
 
 
 def _set_title(title: str) -> None:

@@ -18,8 +18,21 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     os.setsid()
+    _parent_death_signal(signal.SIGTERM)
+
+
+def die_with(parent: int) -> None:
+    """Called first in a child process that must not outlive `parent` (a
+    sandbox, the history writer): the kernel kills it when the parent dies,
+    and it exits now if the parent died before it asked."""
+    _parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _parent_death_signal(sig: int) -> None:
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
     except OSError:
         pass
 

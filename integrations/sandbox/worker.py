@@ -18,11 +18,9 @@ executor's reaches it) and these limits, set here before any script runs:
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import resource
 import select
-import signal
 import sys
 import time
 from collections import deque
@@ -30,6 +28,7 @@ from collections import deque
 import msgspec
 from py_mini_racer import MiniRacer
 
+from deploy.processes import die_with
 from integrations.sandbox.protocol import (
     HEADER_BYTES,
     SandboxLimits,
@@ -50,7 +49,6 @@ WARM_ISOLATES = 2
 #: The first frame a sandbox writes: it is ready.
 READY = b"ready"
 
-_PR_SET_PDEATHSIG = 1
 _decode_run = msgspec.msgpack.Decoder(ScriptRun).decode
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -58,7 +56,7 @@ _encode = msgspec.msgpack.Encoder().encode
 def main(argv: list[str]) -> int:
     limits = msgspec.json.decode(argv[1], type=SandboxLimits)
     parent = int(argv[2])
-    _die_with(parent)
+    die_with(parent)
     os.nice(NICENESS)
     # Frames go out on a private copy of stdout; anything else that writes to
     # fd 1 (a library's print) lands on stderr instead of in a frame.
@@ -108,15 +106,6 @@ def _vm_data_bytes() -> int:
             if line.startswith("VmData:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmData in /proc/self/status")
-
-
-def _die_with(parent: int) -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
 
 
 def _readable(fd: int) -> bool:

@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -62,9 +61,9 @@ GATHER_SECONDS = 0.2
 
 
 class HistoryWriter:
-    """Attributes: `settings`, the Redis-side `queue`, the SQL `history`, and
-    counters `moved`, `failures` (SQL writes that failed and were retried),
-    `pruned`, with `up` (the last SQL write succeeded) and `last_error`."""
+    """Attributes: `settings`, the Redis-side `queue`, the SQL `history`, `up`
+    (the last SQL write succeeded) and `last_error` (logged once per outage);
+    what it moves and prunes is counted in the cluster's metrics."""
 
     def __init__(self, settings: Settings, *, restarted: bool = False) -> None:
         self.settings = settings
@@ -74,7 +73,6 @@ class HistoryWriter:
         self.history = HistoryStore(settings.history_database)
         self.metrics = MetricsBuffer(ClusterFigures(self.redis, self.keys))
         self.metrics.actor_started("HistoryWriter", restarted=restarted)
-        self.moved = self.failures = self.pruned = 0
         self.up = False
         self.last_error: str | None = None
         heap.freeze()
@@ -85,15 +83,6 @@ class HistoryWriter:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._run())
             tasks.create_task(self._retain())
-
-    async def stats(self) -> dict[str, object]:
-        return {
-            "moved": self.moved,
-            "failures": self.failures,
-            "pruned": self.pruned,
-            "up": self.up,
-            "lastError": self.last_error,
-        }
 
     # -- the move -------------------------------------------------------------------
 
@@ -133,7 +122,6 @@ class HistoryWriter:
         gone = await self._retry_redis(lambda: self.queue.moved([i.copy for i in items]))
         if gone:  # destroyed while we wrote them: they must not come back
             await self._until_written(lambda: self.history.delete(gone))
-        self.moved += len(items)
         self.metrics.count("history", "moved", len(items))
 
     async def _until_written(self, write: Callable[[], Awaitable[Any]]) -> None:
@@ -147,7 +135,6 @@ class HistoryWriter:
                 self.up, self.last_error = True, None
                 return
             except HistoryUnavailable as exc:
-                self.failures += 1
                 if self.up or self.last_error != str(exc):
                     log.error("history writer: the history store is unavailable: %s", exc)
                 self.up, self.last_error = False, str(exc)
@@ -198,7 +185,6 @@ class HistoryWriter:
                     now=now,
                 )
                 if pruned:
-                    self.pruned += pruned
                     self.metrics.count("history", "pruned", pruned)
                     log.info("history: pruned %d executions", pruned)
             except asyncio.CancelledError:
@@ -211,13 +197,12 @@ class WriterProcess:
     """Execution actor 0's child process that runs the `HistoryWriter`
     (`python -m actors.history_writer`), started again a second after it exits.
     It gets the settings on its stdin (they hold secrets: never on a command
-    line) and dies with the actor (PR_SET_PDEATHSIG). Attributes: `pid` of the
-    running process, `starts`."""
+    line) and dies with the actor (PR_SET_PDEATHSIG). Attribute: `pid` of the
+    running process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pid: int | None = None
-        self.starts = 0
         self._task = asyncio.get_running_loop().create_task(self._keep_running())
 
     async def _keep_running(self) -> None:
@@ -238,7 +223,7 @@ class WriterProcess:
                 # (a sandbox) may hold the pipe open, so EOF cannot mark the end.
                 process.stdin.write(msgspec.json.encode(self.settings) + b"\n")
                 process.stdin.close()
-                self.pid, self.starts = process.pid, self.starts + 1
+                self.pid = process.pid
                 code = await process.wait()
                 log.error(
                     "history writer (pid %d) exited with %s; starting it again", process.pid, code
@@ -256,7 +241,7 @@ def main(argv: list[str]) -> None:
     die_with(parent)
     settings = msgspec.json.decode(sys.stdin.buffer.readline(), type=Settings)
     configure_logs(secrets=settings.env.values())
-    _set_title(PROCESS_TITLE)
+    setproctitle.setproctitle(PROCESS_TITLE)  # the kernel's name too (`top`)
 
     async def serve() -> None:
         writer = HistoryWriter(settings, restarted=how == "restart")
@@ -265,15 +250,6 @@ def main(argv: list[str]) -> None:
     try:
         asyncio.run(serve())
     except KeyboardInterrupt:
-        pass
-
-
-def _set_title(title: str) -> None:
-    """What `ps` shows for this process (its command line, and the thread name)."""
-    setproctitle.setproctitle(title)
-    try:
-        Path("/proc/self/comm").write_text(title[:15])
-    except OSError:
         pass
 
 

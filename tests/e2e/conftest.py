@@ -101,7 +101,6 @@ def start_server(tmp: Path, *, redis_url: str = REDIS_URL, workers: int = 2, **e
     )
     # Migrated first, as `rayhook up` and the Kubernetes migrate Job do: the
     # admin API reads the history from its first request.
-    Path(full_env["RAYHOOK_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     migrate.upgrade(history_url)
     process = processes.spawn(
         [sys.executable, "-m", "gunicorn", "-c", "python:deploy.gunicorn_conf", "ingress.asgi:app"],
@@ -120,6 +119,12 @@ def start_server(tmp: Path, *, redis_url: str = REDIS_URL, workers: int = 2, **e
             pass
         assert time.monotonic() < deadline, "server not ready in 60 s:\n" + log.read_text()[-4000:]
         time.sleep(0.1)
+
+
+def process_state(pid: int) -> tuple[str, int]:
+    """A process's state letter (`Z`: a zombie) and its parent's pid, from /proc."""
+    state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+    return state, int(parent)
 
 
 @pytest.fixture(scope="session")

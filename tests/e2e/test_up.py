@@ -16,6 +16,7 @@ import httpx
 from actors.history_writer import PROCESS_TITLE
 from deploy import processes
 from deploy.launcher import ray_temp_dir
+from tests.e2e.conftest import process_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -237,7 +238,7 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
     }
     # (The test session's own Ray runs other stacks' executors, with their writers.)
     parents = [
-        _parent_of(int(line.split()[0]))
+        process_state(int(line.split()[0]))[1]
         for line in subprocess.run(
             ["ps", "-eo", "pid,cmd"], capture_output=True, text=True
         ).stdout.splitlines()
@@ -245,10 +246,6 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
     ]
     writers = [executors[parent] for parent in parents if parent in executors]
     assert writers == ["executor:0"], (parents, executors)
-
-
-def _parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import redis
 from engine.status import is_final
 from store.keys import HISTORY_GROUP, Keys
 from tests.conftest import delete_namespace, kill_actors
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, process_state, start_server
 from tests.e2e.postgres_server import PostgresServer
 from tests.e2e.redis_server import RedisServer
 from tests.faults.check import Verdict, executions_of
@@ -104,7 +104,7 @@ def test_kill_the_history_writer(hstack: HistoryStack) -> None:
     """The writer is a child process of execution actor 0 (`rayhook::HistoryWriter`):
     killed mid-move, it loses nothing, stores nothing twice, and is started again."""
     before = hstack.writer_pid()
-    assert parent_of(before) == hstack.actor_pid("executor:0")
+    assert process_state(before)[1] == hstack.actor_pid("executor:0")
     run_with_fault(hstack, "history writer SIGKILL", lambda: os.kill(before, signal.SIGKILL))
     assert hstack.writer_pid() != before
 
@@ -118,16 +118,8 @@ def test_kill_execution_actor_0_with_its_history_writer(hstack: HistoryStack) ->
         "executor 0 (parent of the history writer) SIGKILL",
         lambda: hstack.kill_actor_process("executor:0"),
     )
-    assert not Path(f"/proc/{before}").exists() or zombie(before)
-    assert parent_of(hstack.writer_pid()) == hstack.actor_pid("executor:0")
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def zombie(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not Path(f"/proc/{before}").exists() or process_state(before)[0] == "Z"
+    assert process_state(hstack.writer_pid())[1] == hstack.actor_pid("executor:0")
 
 
 def test_kill_redis_while_executions_move(hstack: HistoryStack) -> None:

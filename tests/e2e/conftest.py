@@ -121,9 +121,14 @@ def start_server(tmp: Path, *, redis_url: str = REDIS_URL, workers: int = 2, **e
         time.sleep(0.1)
 
 
-def process_state(pid: int) -> tuple[str, int]:
-    """A process's state letter (`Z`: a zombie) and its parent's pid, from /proc."""
-    state, parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+def process_state(pid: int) -> tuple[str, int] | None:
+    """A process's state letter (`Z`: a zombie) and its parent's pid, from /proc;
+    None once it is gone (reaped, even while this reads)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, parent = stat.rsplit(")", 1)[1].split()[:2]
     return state, int(parent)
 
 

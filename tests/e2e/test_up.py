@@ -237,13 +237,14 @@ def assert_operators_find_the_actors(data_dir: Path, env: dict[str, str]) -> Non
         if actor["state"] == "ALIVE"
     }
     # (The test session's own Ray runs other stacks' executors, with their writers.)
-    parents = [
-        process_state(int(line.split()[0]))[1]
+    listed_writers = [
+        int(line.split()[0])
         for line in subprocess.run(
             ["ps", "-eo", "pid,cmd"], capture_output=True, text=True
         ).stdout.splitlines()
         if PROCESS_TITLE in line
     ]
+    parents = [state[1] for pid in listed_writers if (state := process_state(pid))]
     writers = [executors[parent] for parent in parents if parent in executors]
     assert writers == ["executor:0"], (parents, executors)
 

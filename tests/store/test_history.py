@@ -4,7 +4,7 @@ machine's PostgreSQL (a fresh database per test), migrated by store.migrate."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -106,6 +106,23 @@ async def test_every_column_reads_back_into_its_own_field(history: HistoryStore)
     assert found[0].createdAt.microsecond == 123456
     listed = await history.page(ExecutionFilter(exhausted=True))
     assert [e.id for e in listed] == [execution.id]
+
+
+async def test_a_time_with_an_offset_or_without_a_fraction_reads_back_as_the_same_instant(
+    history: HistoryStore,
+) -> None:
+    """SQLite keeps times as UTC text: an offset is converted, not dropped, and a
+    whole second keeps its (zero) fraction."""
+    execution, jobs = make(at=NOW)
+    execution.startedAt = NOW.astimezone(timezone(timedelta(hours=2))) + timedelta(seconds=1)
+    execution.finishedAt = NOW + timedelta(seconds=2, microseconds=1)
+    await store_all(history, (execution, jobs))
+    found = await history.get(execution.id)
+    assert found is not None
+    assert found[0].createdAt == NOW and found[0].createdAt.microsecond == 0
+    assert found[0].startedAt == NOW + timedelta(seconds=1)
+    assert found[0].startedAt is not None and found[0].startedAt.utcoffset() == timedelta(0)
+    assert found[0].finishedAt == NOW + timedelta(seconds=2, microseconds=1)
 
 
 @pytest.mark.parametrize("output", [3, 1.0, 2.5, "7", "x", None, True, [1, "a"], {"k": None}])

@@ -31,7 +31,7 @@ import setproctitle
 import uvloop
 
 from actors import heap
-from actors.metrics import MetricsBuffer, _restarted_by_ray
+from actors.metrics import MetricsBuffer, restarted_by_ray
 from deploy.processes import die_with
 from engine.logs import configure as configure_logs
 from engine.settings import Settings
@@ -207,7 +207,7 @@ class WriterProcess:
         self._task = asyncio.get_running_loop().create_task(self._keep_running())
 
     async def _keep_running(self) -> None:
-        restarted = _restarted_by_ray()  # the writer died with this actor
+        restarted = restarted_by_ray()  # the writer died with this actor
         while True:
             try:
                 process = await asyncio.create_subprocess_exec(

@@ -43,7 +43,7 @@ class MetricsBuffer:
         new actor, not a restart. `restarted`: told by the caller, for a process
         outside Ray (the history writer); None asks Ray."""
         self._count("actor_starts", actor)
-        if _restarted_by_ray() if restarted is None else restarted:
+        if restarted_by_ray() if restarted is None else restarted:
             self._count("actor_restarts", actor)
 
     def count(self, name: str, field: str, n: int = 1) -> None:
@@ -97,7 +97,7 @@ class MetricsBuffer:
             log.warning("metrics flush failed: %s", exc)
 
 
-def _restarted_by_ray() -> bool:
+def restarted_by_ray() -> bool:
     """Whether Ray restarted the actor this runs in (after it died); False
     outside an actor. Figures are best effort: never fail a start for them.
     (Ray is imported here: the history writer's process uses this module and

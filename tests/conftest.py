@@ -132,6 +132,17 @@ def flaky() -> Iterator[Flaky]:
     server.httpd.shutdown()
 
 
+def process_state(pid: int) -> tuple[str, int] | None:
+    """A process's state letter (`Z`: a zombie) and its parent's pid, from /proc;
+    None once it is gone (reaped, even while this reads)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, parent = stat.rsplit(")", 1)[1].split()[:2]
+    return state, int(parent)
+
+
 def delete_namespace(ns: str) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{ns}:*", count=1000))

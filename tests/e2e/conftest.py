@@ -121,17 +121,6 @@ def start_server(tmp: Path, *, redis_url: str = REDIS_URL, workers: int = 2, **e
         time.sleep(0.1)
 
 
-def process_state(pid: int) -> tuple[str, int] | None:
-    """A process's state letter (`Z`: a zombie) and its parent's pid, from /proc;
-    None once it is gone (reaped, even while this reads)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state, parent = stat.rsplit(")", 1)[1].split()[:2]
-    return state, int(parent)
-
-
 @pytest.fixture(scope="session")
 def session_server(
     ray_address: str, ray_driver: None, tmp_path_factory: pytest.TempPathFactory

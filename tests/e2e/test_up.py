@@ -16,7 +16,7 @@ import httpx
 from actors.history_writer import PROCESS_TITLE
 from deploy import processes
 from deploy.launcher import ray_temp_dir
-from tests.e2e.conftest import process_state
+from tests.conftest import process_state
 
 ROOT = Path(__file__).resolve().parents[2]
 

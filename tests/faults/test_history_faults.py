@@ -23,8 +23,8 @@ import redis
 
 from engine.status import is_final
 from store.keys import HISTORY_GROUP, Keys
-from tests.conftest import delete_namespace, kill_actors
-from tests.e2e.conftest import Server, process_state, start_server
+from tests.conftest import delete_namespace, kill_actors, process_state
+from tests.e2e.conftest import Server, start_server
 from tests.e2e.postgres_server import PostgresServer
 from tests.e2e.redis_server import RedisServer
 from tests.faults.check import Verdict, executions_of

@@ -18,6 +18,7 @@ import pytest
 from integrations.sandbox.pool import SandboxPool
 from integrations.sandbox.protocol import SandboxLimits, ScriptRun
 from integrations.sandbox.slots import FairSlots
+from tests.conftest import process_state
 
 LIMITS = SandboxLimits(heap_bytes=128 << 20, buffer_bytes=128 << 20, output_bytes=1 << 20)
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,16 +36,9 @@ def script(content: str, timeout_ms: int = 10_000, **values: object) -> ScriptRu
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0): it is dead all the same. It may also be
-    # reaped between the two looks (ESRCH on reading its stat).
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    """Running: neither gone nor a zombie (which still answers kill(0))."""
+    state = process_state(pid)
+    return state is not None and state[0] != "Z"
 
 
 # -- processes ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ import msgspec
 
 from actors.journal import Journal
 from actors.metrics import MetricsBuffer
+from engine import sync_replies
 from engine.interpreter import Wait
 from engine.records import Execution, Reply, Resume, TriggerEvent, now
 from engine.redaction import SecretMask
@@ -26,6 +27,7 @@ from engine.status import NAMES, Status, is_final
 from engine.validation import CompiledWorkflow
 from store.errors import StoreError
 from store.executions import ExecutionLog, Timer
+from store.sync_calls import ReplyTo
 
 log = logging.getLogger("rayhook.executor")
 
@@ -67,9 +69,11 @@ class Recorder:
         count_run: bool,
         waits: list[Wait] | None = None,
         starts: list[tuple[str, bytes]] | None = None,
+        reply_to: ReplyTo | None = None,
     ) -> tuple[Execution, Reply | None]:
         """Write the run's end; `starts` are the async subflows it started,
-        queued only now, with the wait that expects their end."""
+        queued only now, with the wait that expects their end. A sync call's
+        reply is published to `reply_to` by the same write."""
         execution = self.mask.execution(execution)  # stored without $env values
         retry = self._retry_if_due(execution, workflow)
         final = is_final(execution.status)
@@ -94,8 +98,13 @@ class Recorder:
         deadline = time.monotonic() + patience
         jobs = journal.take()
         while True:
+            publish = None
+            if reply_to is not None:
+                timeout = workflow.options.timeout if workflow is not None else 0
+                answer = _encode(sync_replies.finished(execution, reply, timeout))
+                publish = (reply_to.channel, reply_to.message(answer))
             try:
-                await self.log.save(
+                stored = await self.log.save(
                     execution,
                     entry=entry,
                     jobs=jobs,
@@ -103,7 +112,10 @@ class Recorder:
                     timers=timers,
                     queue=queue,
                     keep=keep,
+                    publish=publish,
                 )
+                if reply_to is not None:
+                    reply_to.sent = stored
                 break
             except (StoreError, OSError) as exc:
                 if time.monotonic() > deadline:

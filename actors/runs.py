@@ -27,6 +27,7 @@ from engine.status import PENDING, Reason, Status, is_final
 from engine.validation import CompiledWorkflow, compile_workflow
 from store.executions import ExecutionLog
 from store.inbox import Inbox
+from store.sync_calls import ReplyTo
 from store.workflows import NotFound, WorkflowStore
 
 log = logging.getLogger("rayhook.executor")
@@ -70,8 +71,9 @@ class Runs:
         #: async subflows each run started: queued with the run's end, by parent id
         self.starts: dict[str, list[tuple[str, bytes]]] = {}
 
-    async def execute(self, event: TriggerEvent) -> Outcome:
-        """Run the execution an event starts (or continues); its end."""
+    async def execute(self, event: TriggerEvent, reply_to: ReplyTo | None = None) -> Outcome:
+        """Run the execution an event starts (or continues); its end. A sync
+        call's reply goes to `reply_to` with the write of that end."""
         done = self.recorder.finished.get(event.id)
         if done is not None and event.entry is not None:
             # A redelivered inbox entry of an execution finished here (possibly
@@ -84,7 +86,7 @@ class Runs:
             await asyncio.wait([task])
             task = None
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._execute_once(event))
+            task = asyncio.get_running_loop().create_task(self._execute_once(event, reply_to))
             self._running[event.id] = task
             task.add_done_callback(functools.partial(self._forget, event.id, task))
         return await asyncio.shield(task)
@@ -146,13 +148,20 @@ class Runs:
             del self._running[execution_id]
 
     async def _unrunnable(
-        self, execution: Execution, event: TriggerEvent, journal: Journal, exc: Exception
+        self,
+        execution: Execution,
+        event: TriggerEvent,
+        journal: Journal,
+        exc: Exception,
+        reply_to: ReplyTo | None = None,
     ) -> Outcome:
         """Record ERROR for a run whose version is gone or no longer valid."""
         execution.status, execution.error = Status.ERROR, str(exc)
-        return await self.recorder.finish(execution, event, None, None, journal, False)
+        return await self.recorder.finish(
+            execution, event, None, None, journal, False, reply_to=reply_to
+        )
 
-    async def _execute_once(self, event: TriggerEvent) -> Outcome:
+    async def _execute_once(self, event: TriggerEvent, reply_to: ReplyTo | None) -> Outcome:
         if event.resume is not None:
             return await self._resume(event)
         if event.retry is not None:
@@ -162,11 +171,13 @@ class Runs:
         try:
             workflow, count_run = await self.workflow(event.workflowId)
         except (NotFound, DefinitionError) as exc:
-            return await self._unrunnable(execution, event, journal, exc)
+            return await self._unrunnable(execution, event, journal, exc, reply_to)
         if workflow.options.retry is not None:
             self.metrics.count("attempts", execution.key)
         interpreter = self._interpreter(workflow, execution, journal)
-        return await self._run(execution, event, workflow, interpreter, journal, count_run)
+        return await self._run(
+            execution, event, workflow, interpreter, journal, count_run, reply_to
+        )
 
     async def _resume(self, event: TriggerEvent) -> Outcome:
         """Continue a waiting execution: its job `event.resume.jobId` has ended."""
@@ -253,6 +264,7 @@ class Runs:
         interpreter: Interpreter,
         journal: Journal,
         count_run: bool,
+        reply_to: ReplyTo | None = None,
     ) -> Outcome:
         started = asyncio.get_running_loop().call_later(
             STARTED_WRITE_DELAY, self.recorder.show, execution, journal
@@ -296,6 +308,7 @@ class Runs:
             count_run,
             waits,
             self.starts.pop(execution.id, None),
+            reply_to,
         )
 
 

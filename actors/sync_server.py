@@ -14,7 +14,7 @@ from actors.runs import Runs
 from engine import sync_replies
 from engine.records import TriggerEvent
 from store.errors import StoreError
-from store.sync_calls import SyncCalls, SyncRequest
+from store.sync_calls import ReplyTo, SyncCalls, SyncRequest
 
 log = logging.getLogger("rayhook.executor")
 
@@ -43,22 +43,28 @@ class SyncServer:
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
 
-    async def reply(self, event: TriggerEvent) -> bytes:
-        """Run a sync webhook's execution; the msgpack `Reply` it answers."""
+    async def reply(self, event: TriggerEvent, reply_to: ReplyTo | None = None) -> bytes:
+        """Run a sync webhook's execution; the msgpack `Reply` it answers
+        (b"" when the write that ended the run sent it to `reply_to`)."""
         try:
-            execution, reply = await self.runs.execute(event)
+            execution, reply = await self.runs.execute(event, reply_to)
         except StoreUnavailable as exc:
             return _encode(sync_replies.unrecorded(event.id, str(exc)))
+        if reply_to is not None and reply_to.sent:
+            return b""
         workflow = self.runs.compiled(event.workflowId)
         timeout = workflow.options.timeout if workflow is not None else 0
         return _encode(sync_replies.finished(execution, reply, timeout))
 
     async def _answer(self, request: SyncRequest) -> None:
         event = _decode_event(request.event)
-        reply = await self.reply(event)
+        reply_to = ReplyTo(request.reply_to, event.id)
+        reply = await self.reply(event, reply_to)
+        if reply_to.sent:
+            return
         for attempt in range(3):
             try:
-                await self.calls.answer(request.reply_to, event.id, reply)
+                await self.calls.answer(reply_to, reply)
                 return
             except (StoreError, OSError) as exc:  # the caller answers 503 after its wait
                 if attempt == 2:

@@ -89,8 +89,10 @@ class ExecutionLog:
         timers: Sequence[Timer] = (),
         queue: Sequence[tuple[str, bytes]] = (),
         keep: bool = True,
-    ) -> None:
-        """Store the execution's current state, with `jobs` not yet written.
+        publish: tuple[str, bytes] | None = None,
+    ) -> bool:
+        """Store the execution's current state, with `jobs` not yet written;
+        False when a final status was stored already (the call only acked).
 
         A final execution goes to the history stream with all its jobs (or, with
         `keep=False`, is forgotten: `options.keep`, `deleteExecutionOnStatus`).
@@ -99,11 +101,13 @@ class ExecutionLog:
         its version; `timers` are its waiting delay jobs; `queue` holds the
         events it puts in other inboxes, as (workflow key, event): a subflow's
         end for its caller, the starts of its async subflows. A final status already
-        stored is kept: the call then only acks."""
-        await self.batcher.submit_script(
+        stored is kept: the call then only acks. `publish` (channel, message) is
+        a sync call's reply, published in the same step when this call stores."""
+        stored = await self.batcher.submit_script(
             EXECUTION_SAVE,
-            *self._save_args(execution, entry, jobs, count_run, timers, queue, keep),
+            *self._save_args(execution, entry, jobs, count_run, timers, queue, keep, publish),
         )
+        return int(stored) == 1
 
     async def update_job(self, job_id: str, change: Callable[[Job | None], Job]) -> Job | None:
         """Write what `change` makes of job `job_id` (None: no such job) unless
@@ -138,6 +142,7 @@ class ExecutionLog:
         timers: Sequence[Timer],
         queue: Sequence[tuple[str, bytes]],
         keep: bool,
+        publish: tuple[str, bytes] | None = None,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys
         final = is_final(execution.status)
@@ -169,6 +174,7 @@ class ExecutionLog:
             k.executions(execution.key),
             "1" if count_run else "0",
             len(timers),
+            *(publish or ("", b"")),
         ]
         for timer in timers:
             args += [int(timer.fire_at), timer.member, timer.event]

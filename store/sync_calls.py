@@ -43,6 +43,23 @@ class SyncReply(msgspec.Struct, array_like=True):
     reply: bytes  # the msgpack Reply
 
 
+@dataclass(slots=True)
+class ReplyTo:
+    """Where a sync call's reply goes. The write that ends the call's run
+    publishes it in the same atomic step (`execution_save.lua`), so it leaves
+    Redis with that write's fsync: one round trip instead of two. `sent` says
+    whether it did; if not (the write failed, or found the run recorded
+    already), the executor publishes the reply itself."""
+
+    channel: str
+    execution_id: str
+    sent: bool = False
+
+    def message(self, reply: bytes) -> bytes:
+        """What travels on the channel, for the msgpack `Reply`."""
+        return _encode(SyncReply(self.execution_id, reply))
+
+
 #: `replies` yields this when replies may have been lost (a new subscription).
 LOST = -1
 
@@ -80,8 +97,8 @@ class SyncCalls:
         counts = await self.client.pubsub_numsub(*channels)
         return [int(n) > 0 for _channel, n in counts]
 
-    async def answer(self, reply_to: str, execution_id: str, reply: bytes) -> None:
-        await self._published.submit("PUBLISH", reply_to, _encode(SyncReply(execution_id, reply)))
+    async def answer(self, reply_to: ReplyTo, reply: bytes) -> None:
+        await self._published.submit("PUBLISH", reply_to.channel, reply_to.message(reply))
 
     async def announce_start(self, executor: int) -> None:
         await self.client.publish(self.keys.executor_starts, str(executor))

@@ -6,7 +6,9 @@
 -- its waiting delay nodes and the events it queues (the resume of its caller
 -- when it was a subflow, the starts of its async subflows), so none of these can
 -- be lost between two writes, and a child never starts before its caller's wait
--- is recorded.
+-- is recorded. A sync call's reply can travel with it (ARGV[12], ARGV[13]):
+-- published only when this call stores the run's end, it reaches the caller
+-- with the save's fsync, one round trip instead of two.
 -- Modes: 'hot' keeps a running or waiting execution under its own keys; 'final'
 -- queues it, with all its jobs, on the history stream for the history writer
 -- (its hot keys go; it stays in the status hash and indexes, and `moving` maps
@@ -21,13 +23,14 @@
 -- ('null' while queued), ARGV[5] score (created ms), ARGV[6] index prefix of all
 -- executions, ARGV[7] inbox entry id or '', ARGV[8] consumer group,
 -- ARGV[9] index prefix of the workflow key, ARGV[10] '1' to count a run of the
--- version, ARGV[11] T timers, then T × (fire-at ms, member, payload), then the
+-- version, ARGV[11] T timers, ARGV[12] the channel of a sync call's reply or '',
+-- ARGV[13] that reply, then T × (fire-at ms, member, payload), then the
 -- execution's workflow key, Q events to queue, then Q × (inbox stream, workflow
 -- key, payload), then job id, job JSON pairs. Index names follow
 -- store/keys.py: <prefix> and <prefix>:s:<status>.
 local id, mode = ARGV[1], ARGV[2]
 local timers = tonumber(ARGV[11])
-local key_at = 12 + 3 * timers
+local key_at = 14 + 3 * timers
 local queued = tonumber(ARGV[key_at + 1])
 local jobs_at = key_at + 2 + 3 * queued
 local function ack()
@@ -82,7 +85,7 @@ else
   redis.call('ZREM', ARGV[9], id)
 end
 for i = 0, timers - 1 do
-  local at = 12 + 3 * i
+  local at = 14 + 3 * i
   redis.call('ZADD', KEYS[6], ARGV[at], ARGV[at + 1])
   redis.call('HSET', KEYS[7], ARGV[at + 1], ARGV[at + 2])
   -- the workflow's earliest timer, in the index the executors watch
@@ -99,4 +102,7 @@ if ARGV[10] == '1' then
   redis.call('INCR', KEYS[5])
 end
 ack()
+if ARGV[12] ~= '' then
+  redis.call('PUBLISH', ARGV[12], ARGV[13])
+end
 return 1

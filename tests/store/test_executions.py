@@ -256,6 +256,33 @@ async def test_a_final_status_is_never_overwritten(
     assert await client.xlen(keys.inbox(KEY)) == 0
 
 
+async def test_the_save_that_stores_a_runs_end_publishes_its_sync_reply_once(
+    client: aioredis.Redis, keys: Keys, log: ExecutionLog
+) -> None:
+    """A sync call's reply travels with the write of its run's end: by the time
+    it is heard, the end is stored. A save that stores nothing (the end was
+    recorded already) publishes nothing: the executor then answers itself."""
+    channel = keys.sync_replies("caller")
+    listener = client.pubsub()
+    await listener.subscribe(channel)
+    assert (await listener.get_message(timeout=5))["type"] == "subscribe"
+    e = execution(0)
+    try:
+        resolved = finish(e, Status.RESOLVED, output="first")
+        assert await log.save(resolved, publish=(channel, b"the reply")) is True
+        heard = await listener.get_message(timeout=5)
+        assert heard is not None and heard["data"] == b"the reply"
+        assert await log.statuses([e.id]) == [Status.RESOLVED]
+
+        again = finish(e, Status.FAILED, output="second")
+        assert await log.save(again, publish=(channel, b"a second reply")) is False
+        assert await listener.get_message(timeout=0.5) is None
+        assert await log.save(execution(0), publish=None) is True  # nothing to publish
+        assert await listener.get_message(timeout=0.5) is None
+    finally:
+        await listener.aclose()
+
+
 async def test_a_restarted_run_does_not_reopen_a_final_execution(log: ExecutionLog) -> None:
     e = execution(0)
     await log.save(finish(e, Status.REJECTED))

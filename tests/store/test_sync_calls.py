@@ -8,7 +8,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from store.keys import Keys
-from store.sync_calls import SyncCalls
+from store.sync_calls import ReplyTo, SyncCalls
 
 
 async def test_listeners_says_which_executors_listen_on_their_channel(
@@ -48,7 +48,9 @@ async def test_calls_and_replies_published_at_once_each_reach_their_own_listener
         assert heard == [1, 0] * 20  # executor 1 does not listen
         got = [await first_request] + [await anext(requests) for _ in range(19)]
         assert [r.event for r in got] == [f"event-{i}".encode() for i in range(0, 40, 2)]
-        await asyncio.gather(*(calls.answer(reply_to, f"x{i}", b"%d" % i) for i in range(20)))
+        await asyncio.gather(
+            *(calls.answer(ReplyTo(reply_to, f"x{i}"), b"%d" % i) for i in range(20))
+        )
         answers = [await first_reply] + [await anext(replies) for _ in range(19)]
         assert [(a.execution_id, a.reply) for a in answers] == [  # type: ignore[union-attr]
             (f"x{i}", b"%d" % i) for i in range(20)

@@ -26,7 +26,7 @@ from engine.retry import backoff_seconds, exhausted, retries_after
 from engine.status import NAMES, Status, is_final
 from engine.validation import CompiledWorkflow
 from store.errors import StoreError
-from store.executions import ExecutionLog, Timer
+from store.executions import ExecutionLog, Timer, encode
 from store.sync_calls import ReplyTo
 
 log = logging.getLogger("rayhook.executor")
@@ -74,11 +74,11 @@ class Recorder:
         """Write the run's end; `starts` are the async subflows it started,
         queued only now, with the wait that expects their end. A sync call's
         reply is published to `reply_to` by the same write."""
-        execution = self.mask.execution(execution)  # stored without $env values
         retry = self._retry_if_due(execution, workflow)
         final = is_final(execution.status)
         if final:
             execution.finishedAt = now()
+        execution, encoded = self._stored(execution)
         # A final or durably waiting execution no longer needs its inbox entry.
         entry = event.entry if final or waits or retry else None
         # Not kept (options.keep, deleteExecutionOnStatus): forgotten in the same
@@ -113,6 +113,7 @@ class Recorder:
                     queue=queue,
                     keep=keep,
                     publish=publish,
+                    encoded=encoded,
                 )
                 if reply_to is not None:
                     reply_to.sent = stored
@@ -125,7 +126,7 @@ class Recorder:
                 # A result that cannot be encoded must not make the run unrecordable
                 # (it would run again, repeating its effects): record it as ERROR.
                 log.error("execution %s: results could not be stored: %s", execution.id, exc)
-                execution.status, execution.output = Status.ERROR, None
+                execution.status, execution.output, encoded = Status.ERROR, None, None
                 execution.error = f"its results could not be stored ({type(exc).__name__})"
                 for job in jobs:
                     job.result = None
@@ -139,6 +140,19 @@ class Recorder:
             if len(self.finished) > FINISHED_MEMORY:
                 self.finished.popitem(last=False)
         return execution, reply
+
+    def _stored(self, execution: Execution) -> tuple[Execution, bytes | None]:
+        """The execution as stored, without `$env` values, and its JSON. It is
+        encoded once and that JSON searched for the secrets: only one holding
+        some is walked (and its JSON left to the save). A context is a few KB,
+        encoding it twice was a measurable part of an execution's CPU."""
+        try:
+            data = encode(execution)
+        except (ValueError, TypeError, OverflowError, RecursionError):
+            return self.mask.execution(execution), None  # the save reports it
+        if self.mask.found_in(data):
+            return self.mask.execution(execution), None
+        return execution, data
 
     def _retry_if_due(
         self, execution: Execution, workflow: CompiledWorkflow | None

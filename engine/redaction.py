@@ -62,6 +62,10 @@ class SecretMask:
             found = True  # not JSON: walk it
         return self._walk(value) if found else value
 
+    def found_in(self, data: bytes) -> bool:
+        """Whether JSON text holds a secret (as JSON escapes it)."""
+        return self._json is not None and self._json.search(data) is not None
+
     def job(self, job: Job) -> Job:
         result, log = self.value(job.result), self.value(job.log)
         if result is job.result and log is job.log:

@@ -90,6 +90,7 @@ class ExecutionLog:
         queue: Sequence[tuple[str, bytes]] = (),
         keep: bool = True,
         publish: tuple[str, bytes] | None = None,
+        encoded: bytes | None = None,
     ) -> bool:
         """Store the execution's current state, with `jobs` not yet written;
         False when a final status was stored already (the call only acked).
@@ -102,10 +103,13 @@ class ExecutionLog:
         events it puts in other inboxes, as (workflow key, event): a subflow's
         end for its caller, the starts of its async subflows. A final status already
         stored is kept: the call then only acks. `publish` (channel, message) is
-        a sync call's reply, published in the same step when this call stores."""
+        a sync call's reply, published in the same step when this call stores;
+        `encoded`: the execution's JSON, when the caller has it already."""
         stored = await self.batcher.submit_script(
             EXECUTION_SAVE,
-            *self._save_args(execution, entry, jobs, count_run, timers, queue, keep, publish),
+            *self._save_args(
+                execution, entry, jobs, count_run, timers, queue, keep, publish, encoded
+            ),
         )
         return int(stored) == 1
 
@@ -143,6 +147,7 @@ class ExecutionLog:
         queue: Sequence[tuple[str, bytes]],
         keep: bool,
         publish: tuple[str, bytes] | None = None,
+        encoded: bytes | None = None,
     ) -> tuple[list[str], list[Any]]:
         k = self.keys
         final = is_final(execution.status)
@@ -165,7 +170,7 @@ class ExecutionLog:
         args: list[Any] = [
             execution.id,
             mode,
-            encode(execution) if mode != "drop" else b"",
+            b"" if mode == "drop" else encoded or encode(execution),
             _status_text(execution.status),
             score,
             k.executions(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from engine.logs import configure
@@ -69,6 +70,18 @@ def test_an_execution_is_stored_with_its_context_output_and_error_masked() -> No
     assert stored.output == {"echo": MASK}
     assert stored.error == f"internal error: {MASK}"
     assert execution.context == {"body": {"token": SECRET}}  # the run's own copy
+
+
+def test_found_in_tells_whether_json_text_holds_a_secret_as_json_escapes_it() -> None:
+    """The recorder encodes an execution once and walks it only when its JSON
+    holds a secret: the search must see the secret through JSON's escaping."""
+    mask = SecretMask([SECRET])
+    execution = Execution(
+        id="e", key="k", workflowId=1, context={"body": {"t": SECRET}}, createdAt=NOW
+    )
+    assert mask.found_in(msgspec.json.encode(execution))
+    assert not mask.found_in(msgspec.json.encode({"body": {"t": "sk_live_other"}}))
+    assert not SecretMask([]).found_in(msgspec.json.encode(execution))
 
 
 def test_log_lines_mask_the_env_values(capsys: pytest.CaptureFixture[str]) -> None:

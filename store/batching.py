@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 import redis.asyncio as aioredis
 from hiredis import pack_command
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from store.connection import Script
 
@@ -114,18 +116,26 @@ class PipelineBatcher:
 
         The commands are packed by hiredis (C) rather than redis-py's pipeline,
         which costs ~20 µs of Python per command: on the hot paths every event
-        is one or two commands. Error replies are returned, not raised."""
+        is one or two commands. Error replies are returned, not raised. The
+        socket timeout bounds the whole batch's replies with one timer, not one
+        per reply (each was a timer set and cancelled)."""
         packed = b"".join(pack_command(args) for args in commands)
         pool = self.client.connection_pool
         connection = await pool.get_connection()
         try:
             await connection.send_packed_command(packed, check_health=False)
             replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
+            try:
+                async with asyncio.timeout(connection.socket_timeout):
+                    for _ in commands:
+                        try:
+                            replies.append(await connection.read_response(timeout=math.inf))
+                        except ResponseError as exc:
+                            replies.append(exc)
+            except TimeoutError:
+                raise RedisTimeoutError(
+                    f"no reply from redis within {connection.socket_timeout} s"
+                ) from None
             return replies
         except BaseException:
             # A half-read connection must not go back to the pool in use.

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from store.batching import PipelineBatcher
 from store.connection import Script, connect
 from store.keys import Keys
+from tests.conftest import REDIS_URL
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 
@@ -133,6 +135,27 @@ async def test_the_batcher_recovers_after_a_failed_batch(keys: Keys) -> None:
         assert batcher._task is None or not batcher._task.done()
     finally:
         await dead.aclose()
+
+
+async def test_a_batch_whose_replies_take_longer_than_the_socket_timeout_fails_as_a_whole(
+    keys: Keys,
+) -> None:
+    """One timer bounds a batch's replies: a reply later than the socket timeout
+    fails every caller of the batch with Redis's TimeoutError (not a hang), and
+    the half-read connection is dropped: the next batch gets a fresh one."""
+    slow = aioredis.Redis.from_url(REDIS_URL, socket_timeout=0.5)
+    try:
+        batcher = PipelineBatcher(slow)
+        futures = [
+            batcher.submit("ECHO", "before"),
+            batcher.submit("BLPOP", f"{keys.ns}:never", 3),  # blocks past the timeout
+            batcher.submit("ECHO", "after"),
+        ]
+        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 10)
+        assert all(isinstance(r, RedisTimeoutError) for r in results), results
+        assert await asyncio.wait_for(batcher.submit("ECHO", "again"), 10) == b"again"
+    finally:
+        await slow.aclose()
 
 
 async def test_drain_waits_for_queued_commands(

@@ -27,6 +27,13 @@ log = logging.getLogger("rayhook.history")
 #: How long a destroyed execution's marker lasts: longer than a writer holds a
 #: batch it could not commit (the SQL server down), within reason.
 DESTROYED_MARKER_SECONDS = 86_400
+#: Executions per `history_moved` call, and entries per read of the stream.
+#: Redis runs one command at a time and every webhook waits behind it: one call
+#: for a whole batch (400 executions under the sync benchmark) held it 6 ms on
+#: average, 13 ms at most, five times a second (docs/performance.md). Calls this
+#: small let the webhooks' commands in between.
+MOVED_CHUNK = 100
+READ_CHUNK = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +73,20 @@ class HistoryQueue:
                 raise
 
     async def take(self, consumer: str, count: int, block_ms: int) -> list[QueuedExecution]:
-        """New entries (waiting up to `block_ms` for the first one)."""
-        reply = await self.client.xreadgroup(
-            HISTORY_GROUP, consumer, {self.keys.history: ">"}, count=count, block=block_ms
-        )
-        return await self._entries(reply)
+        """Up to `count` new entries (waiting up to `block_ms` for the first
+        one), read `READ_CHUNK` at a time."""
+        taken: list[QueuedExecution] = []
+        block: int | None = block_ms
+        while len(taken) < count:
+            chunk = min(count - len(taken), READ_CHUNK)
+            reply = await self.client.xreadgroup(
+                HISTORY_GROUP, consumer, {self.keys.history: ">"}, count=chunk, block=block
+            )
+            taken += await self._entries(reply)
+            if sum(len(items) for _stream, items in reply or []) < chunk:
+                break  # the stream has no more now
+            block = None
+        return taken
 
     async def pending(self, consumer: str, count: int, after: str = "0") -> list[QueuedExecution]:
         """Entries this consumer took and did not finish (after a restart)."""
@@ -98,12 +114,15 @@ class HistoryQueue:
         if not copies:
             return []
         ttl = DESTROYED_MARKER_SECONDS if destroyed else 0
-        args: list[Any] = [HISTORY_GROUP, self.keys.executions(), self.keys.destroyed(""), ttl]
-        for copy in copies:
-            args += [copy.execution_id, copy.entry, self.keys.executions(copy.key), copy.status]
         keys = [self.keys.history, self.keys.moving, self.keys.execution_statuses]
-        gone: Any = await HISTORY_MOVED(self.client, keys, args)
-        return [g.decode() for g in gone or []]
+        gone: list[str] = []
+        for start in range(0, len(copies), MOVED_CHUNK):  # safe to repeat: see above
+            args: list[Any] = [HISTORY_GROUP, self.keys.executions(), self.keys.destroyed(""), ttl]
+            for copy in copies[start : start + MOVED_CHUNK]:
+                args += [copy.execution_id, copy.entry, self.keys.executions(copy.key), copy.status]
+            found: Any = await HISTORY_MOVED(self.client, keys, args)
+            gone += [g.decode() for g in found or []]
+        return gone
 
     async def length(self) -> int:
         return int(await self.client.xlen(self.keys.history))

@@ -18,7 +18,7 @@ from store.batching import PipelineBatcher
 from store.connection import EXECUTION_SAVE, Script
 from store.executions import ExecutionLog
 from store.filters import ContextMatch, ExecutionFilter
-from store.history_queue import HistoryQueue
+from store.history_queue import MOVED_CHUNK, READ_CHUNK, HistoryQueue
 from store.inbox import Inbox
 from store.keys import HISTORY_GROUP, INBOX_GROUP, Keys
 from tests.store.helpers import event
@@ -350,6 +350,31 @@ async def test_history_moved_forgets_every_redis_copy(
     # forgetting it again (the call retried after its reply was lost) changes
     # nothing and names nothing gone: the writer must keep its SQL row
     assert await queue.moved([taken.copy]) == []
+
+
+async def test_a_batch_larger_than_a_chunk_is_taken_and_forgotten_whole(
+    client: aioredis.Redis, keys: Keys, log: ExecutionLog
+) -> None:
+    """The writer reads and forgets in chunks (Redis serves the webhooks in
+    between): a batch spanning several chunks is still taken up to its count,
+    in order, and forgotten whole; what is beyond the count stays queued."""
+    queue = HistoryQueue(client, keys)
+    await queue.ensure_group()
+    total = READ_CHUNK + MOVED_CHUNK + 7
+    saved = [execution(1) for _ in range(total)]
+    for e in saved:
+        await log.save(e)
+    taken = await queue.take("w", total - 3, 100)
+    assert [t.record.id for t in taken] == [e.id for e in saved[: total - 3]]
+    assert await queue.moved([t.copy for t in taken]) == []
+    assert await client.xlen(keys.history) == 3
+    assert await client.hlen(keys.moving) == 3
+    rest = await queue.take("w", total, 100)
+    assert [t.record.id for t in rest] == [e.id for e in saved[total - 3 :]]
+    assert await queue.moved([t.copy for t in rest]) == []
+    assert await client.xlen(keys.history) == 0
+    assert (await client.xpending(keys.history, HISTORY_GROUP))["pending"] == 0
+    assert await index_members(client, keys.executions(KEY)) == []
 
 
 async def test_the_writer_learns_which_executions_were_destroyed_while_it_committed(

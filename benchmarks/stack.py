@@ -45,9 +45,11 @@ _NOT_INHERITED = ("RAY_ADDRESS", "REDIS_URL", "RAYHOOK_ADMIN_TOKEN", "RAYHOOK_HI
 
 
 def with_loss_check(stack: Stack, keys: list[str], load: Callable[[], Result]) -> Result:
-    """Run a load, then wait until every accepted event's execution is final."""
+    """Run a load on a quiet stack, then wait until every accepted event's
+    execution is final."""
     counter = stack.counter(keys)
     base = counter.settled(60)
+    stack.wait_history_moved()
     started = time.perf_counter()
     result = load()
     result.loss = counter.wait(base=base, accepted=result.accepted, started=started, timeout=600)
@@ -215,6 +217,22 @@ class Stack:
                 "socket; run with a shorter TMPDIR"
             )
         return redis.Redis(unix_socket_path=str(socket))
+
+    def wait_history_moved(self, timeout: float = 600) -> float:
+        """Wait until the history writer has moved every final execution to
+        SQL (the history stream is empty); the seconds waited. A load starts on
+        a quiet stack: otherwise it shares the cores with the writer catching
+        up with the previous scenario's executions."""
+        started = time.monotonic()
+        client = self.redis()
+        try:
+            while client.xlen(self.keys.history) > 0:
+                if time.monotonic() - started > timeout:
+                    raise RuntimeError(f"the history queue did not empty within {timeout:.0f} s")
+                time.sleep(0.2)
+        finally:
+            client.close()
+        return time.monotonic() - started
 
     def url(self, key: str) -> str:
         return f"{self.base}/api/webhook:trigger/{key}"

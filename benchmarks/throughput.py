@@ -39,7 +39,8 @@ def ingress_alone(bench: Bench, baseline: float | None) -> list[Row]:
 
 
 def sync_round_trip(stack: Stack, bench: Bench, baseline: float | None) -> list[Row]:
-    """Round trips/s and latency of `bench-sync` (applied)."""
+    """Round trips/s and latency of `bench-sync` (applied), on a quiet stack."""
+    stack.wait_history_moved()
     result = bench.closed(stack.url("bench-sync"))
     return describe("3 sync condition → Response", result, baseline)
 

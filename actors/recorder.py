@@ -78,7 +78,6 @@ class Recorder:
         final = is_final(execution.status)
         if final:
             execution.finishedAt = now()
-        execution, encoded = self._stored(execution)
         # A final or durably waiting execution no longer needs its inbox entry.
         entry = event.entry if final or waits or retry else None
         # Not kept (options.keep, deleteExecutionOnStatus): forgotten in the same
@@ -88,6 +87,9 @@ class Recorder:
             or execution.status is None
             or not final
             or workflow.options.keeps(execution.status)
+        )
+        execution, encoded = (
+            self._stored(execution) if keep else (self.mask.execution(execution), None)
         )
         timers = [_timer(execution, wait) for wait in waits or () if wait.fire_at is not None]
         if retry is not None:
@@ -142,7 +144,7 @@ class Recorder:
         return execution, reply
 
     def _stored(self, execution: Execution) -> tuple[Execution, bytes | None]:
-        """The execution as stored, without `$env` values, and its JSON. It is
+        """The execution as stored (kept), without `$env` values, and its JSON. It is
         encoded once and that JSON searched for the secrets: only one holding
         some is walked (and its JSON left to the save). A context is a few KB,
         encoding it twice was a measurable part of an execution's CPU."""

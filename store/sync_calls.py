@@ -3,8 +3,9 @@ pub/sub (no Ray call on the sync path).
 
 The ingress publishes a request on its executor's channel (`{ns}:sync:<i>`):
 the event and the channel to answer on (one per ingress process). The executor
-runs the execution and publishes the reply there as soon as it ends, so a
-fast execution never waits for a slow one and no reply is fetched later. Pub/sub
+runs the execution, and the write that stores its end publishes the reply there
+(`ReplyTo`), so a fast execution never waits for a slow one and no reply is
+fetched later. Pub/sub
 is neither stored nor written to the AOF: a sync call is not durable (the
 caller gets its reply, or a 5xx and retries), so it costs no fsync, and a
 request nobody hears is known at once (PUBLISH counts its receivers). An

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 import uvloop
 import yaml
 
 from benchmarks import procfs
-from deploy import processes
+from deploy import http_clients, processes
 from deploy.bench import client, wrk
 from deploy.bench.arrivals import Constant
 from deploy.bench.bodies import Bodies
@@ -181,9 +180,7 @@ class Stack:
             time.sleep(0.1)
         self.ready_after = time.monotonic() - started
         self.token = (self.data / "admin-token").read_text().strip()
-        self.admin = httpx.Client(
-            base_url=self.base, timeout=600, headers={"Authorization": f"Bearer {self.token}"}
-        )
+        self.admin = http_clients.client(self.base, token=self.token, timeout=600)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from deploy import http_clients
 from engine.definition import DefinitionError, decode_definitions, load_document
 from engine.durations import DurationError, parse_duration
 from engine.paths import list_paths
@@ -112,9 +113,7 @@ class AdminClient:
     """A small client of the admin API (SPEC §6)."""
 
     def __init__(self, url: str, token: str) -> None:
-        self.http = httpx.Client(
-            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=60
-        )
+        self.http = http_clients.client(url, token=token, timeout=60)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AdminClient:

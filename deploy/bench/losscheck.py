@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from deploy import http_clients
 from deploy.bench.result import LossCheck
 from deploy.bench.timeline import Recorder
 
@@ -28,9 +29,7 @@ class ExecutionCounter:
 
     def __init__(self, admin_url: str, token: str, keys: list[str]) -> None:
         self.keys = keys
-        self.http = httpx.Client(
-            base_url=admin_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        self.http = http_clients.client(admin_url, token=token)
 
     def _count(self, key: str, status: str | None = None) -> int:
         params = {"filter[workflowKey]": key, "pageSize": "1"}

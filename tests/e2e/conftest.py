@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy import processes
+from deploy import http_clients, processes
 from engine.settings import default_history_url
 from store import migrate
 from tests.conftest import REDIS_URL, delete_namespace, kill_actors
@@ -34,10 +34,8 @@ class Server:
     created: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.url, timeout=30)
-        self.admin = httpx.Client(
-            base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {self.token}"}
-        )
+        self.http = http_clients.client(self.url)
+        self.admin = http_clients.client(self.url, token=self.token, timeout=60)
 
     def create(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Create a workflow version (destroyed again when the test ends)."""

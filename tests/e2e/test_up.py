@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from actors.history_writer import PROCESS_TITLE
-from deploy import processes
+from deploy import http_clients, processes
 from deploy.launcher import ray_temp_dir
 from tests.conftest import process_state
 
@@ -114,11 +114,7 @@ def test_up_serves_and_a_restart_finishes_queued_events(tmp_path: Path) -> None:
 
     up.start()
     try:
-        admin = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            timeout=30,
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        admin = http_clients.client(f"http://127.0.0.1:{port}", token=token)
         versions = admin.get("/api/workflows:list").json()["data"]
         assert [(v["key"], v["enabled"]) for v in versions] == [("order-events", True)]
         deadline = time.monotonic() + 120
@@ -259,11 +255,7 @@ def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path:
     up = Up(tmp_path / "data", port, env)
     up.start()
     token = (tmp_path / "data" / "admin-token").read_text().strip()
-    admin = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        timeout=30,
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    admin = http_clients.client(f"http://127.0.0.1:{port}", token=token)
     try:
         created = admin.post(
             "/api/workflows:create",
@@ -296,11 +288,7 @@ def test_delay_timers_survive_a_restart_of_every_process_and_fire_once(tmp_path:
     time.sleep(5)  # the timers are due while nothing runs
     up.start()
     try:
-        admin = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            timeout=30,
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        admin = http_clients.client(f"http://127.0.0.1:{port}", token=token)
         deadline = time.monotonic() + 60
         for n, execution_id in enumerate(ids):
             while True:

@@ -32,7 +32,7 @@ import httpx
 import pytest
 import redis
 
-from deploy import processes
+from deploy import http_clients, processes
 from deploy.launcher import ray_temp_dir
 from engine.settings import default_history_url
 from engine.status import is_final
@@ -127,11 +127,7 @@ class UpStack:
     def start(self) -> float:
         ready_after = self.up.start(timeout=START_BOUND)
         token = (self.data_dir / "admin-token").read_text().strip()
-        self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            timeout=30,
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        self.http = http_clients.client(f"http://127.0.0.1:{self.port}", token=token)
         return ready_after
 
     def stop(self) -> float:

@@ -44,6 +44,11 @@ log = logging.getLogger("rayhook.consumer")
 #: as soon as what it should name changes (a new inbox, freed capacity).
 READ_BLOCK_MS = 5000
 CHORE_SECONDS = 0.5  # the chores' tick: due timers, the inboxes-changed counter
+#: The tick at rest (no supervisor awake): each tick wakes the executor and Redis,
+#: and the chores were most of an idle executor's own CPU. A timer due sooner
+#: cuts the wait short, so timers stay on time; a new workflow's inbox is found
+#: within this.
+QUIET_CHORE_SECONDS = 1.0
 REFRESH_SECONDS = 10.0  # the set of inboxes is read again this often regardless
 MAINTAIN_SECONDS = 5.0  # keep-alives, claims of idle entries, drained inboxes
 KEEP_ALIVE_AFTER = 10.0  # a run longer than this has its entry's idle time reset
@@ -144,19 +149,36 @@ class InboxConsumer:
         clock = _Clock()
         clock.mark("refresh")
         while True:
+            pause = CHORE_SECONDS
             try:
-                await self._check_changes(clock)
-                await self._fire_timers()
+                now_ms = time.time() * 1000
+                glance = await self.inbox.glance(now_ms)
+                await self._check_changes(clock, glance.changes)
+                for key in glance.due:
+                    await self.log.fire_timers(key, now_ms)
                 if clock.due("maintain", MAINTAIN_SECONDS):
                     await self._maintain()
                 await self._wake_stale_read()
+                if not glance.due:
+                    pause = self._pause(glance.next_due_ms)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("%s: consumer chores failed; retrying", self.name)
                 self._grouped.clear()
                 self._refresh_due = True
-            await asyncio.sleep(CHORE_SECONDS)
+            await asyncio.sleep(pause)
+
+    def _pause(self, next_due_ms: float | None) -> float:
+        """Until the next tick: CHORE_SECONDS while supervisors are awake (or a
+        read must be woken), else QUIET_CHORE_SECONDS or until the next timer
+        is due, whichever is sooner."""
+        if self.supervisors or self._alone or self._read_stale or self.draining:
+            return CHORE_SECONDS
+        pause = QUIET_CHORE_SECONDS
+        if next_due_ms is not None:
+            pause = min(pause, max(0.01, next_due_ms / 1000 - time.time()))
+        return pause
 
     async def drain(self, timeout: float) -> int:
         """Stop reading and wait up to `timeout` s for what runs; how many still
@@ -172,10 +194,9 @@ class InboxConsumer:
 
     # -- reading ------------------------------------------------------------------------
 
-    async def _check_changes(self, clock: _Clock) -> None:
+    async def _check_changes(self, clock: _Clock, changes: int) -> None:
         """Read the set of inboxes again when the inboxes-changed counter moved
         (or every REFRESH_SECONDS, should a write have bypassed the scripts)."""
-        changes = await self.inbox.changes()
         periodic = clock.due("refresh", REFRESH_SECONDS)
         if self._refresh_due or periodic or changes != self._changes:
             self._refresh_due = False
@@ -412,11 +433,6 @@ class InboxConsumer:
                 continue
             if await self.inbox.drain_done(key):
                 log.info("inbox of %s drained; no longer read", key)
-
-    async def _fire_timers(self) -> None:
-        now_ms = time.time() * 1000
-        for key in await self.log.due_timers(now_ms):
-            await self.log.fire_timers(key, now_ms)
 
     # -- bookkeeping --------------------------------------------------------------------
 

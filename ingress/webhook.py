@@ -121,7 +121,7 @@ class WebhookResource:
         self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
     ) -> Reply:
         """Store the event, then build the configured reply."""
-        if self.services.memory.high:
+        if self.services.memory.above_watermark():
             refuse(req, redis_memory_high(self.settings.redis_high_watermark))
         cap = self.settings.max_backlog
         for _attempt in range(2):
@@ -187,7 +187,7 @@ class WebhookResource:
     async def _run_sync(
         self, req: falcon.asgi.Request, route: Route, query: dict[str, Any], body: Any, raw: bytes
     ) -> Reply:
-        if self.services.memory.high:
+        if self.services.memory.above_watermark():
             refuse(req, redis_memory_high(self.settings.redis_high_watermark))
         event = _event(req, route, query, body, raw, self.redacted)
         dedupe = self._dedupe(route, event)

@@ -192,13 +192,6 @@ class ExecutionLog:
             args.append(encode(job))
         return keys, args
 
-    async def due_timers(self, now_ms: float, limit: int = 1000) -> list[str]:
-        """Workflow keys with a timer due by `now_ms`."""
-        keys = await self.client.zrangebyscore(
-            self.keys.timers_due, "-inf", int(now_ms), start=0, num=limit
-        )
-        return [k.decode() for k in keys]
-
     async def fire_timers(self, key: str, now_ms: float, limit: int = 100) -> int:
         """Move due timers of `key` into its inbox; how many fired."""
         k = self.keys

@@ -25,6 +25,16 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(TriggerEvent).decode
 
 
+class Glance(msgspec.Struct, frozen=True):
+    """See `Inbox.glance`: `changes` (the inboxes-changed counter), `due` (workflow
+    keys with a timer due), `next_due_ms` (when the earliest timer not due yet
+    is, epoch ms; None: no timer)."""
+
+    changes: int
+    due: list[str]
+    next_due_ms: float | None
+
+
 class _EventId(msgspec.Struct):
     id: str
 
@@ -185,12 +195,23 @@ class Inbox:
         enabled, draining = await pipe.execute()
         return {k.decode() for k in enabled}, {k.decode() for k in draining}
 
-    async def changes(self) -> int:
-        """The inboxes-changed counter: it moves whenever `active_keys` may have
-        (every script that touches the enabled hash or the draining set INCRs it),
-        so polling it costs one GET instead of reading both."""
-        value = await self.client.get(self.keys.inboxes_changed)
-        return int(value or 0)
+    async def glance(self, now_ms: float, limit: int = 1000) -> Glance:
+        """What the executors' chores look at each tick, in one round trip: the
+        inboxes-changed counter (it moves whenever `active_keys` may have: every
+        script that touches the enabled hash or the draining set INCRs it, so
+        polling it spares reading both), the workflows with a timer due by
+        `now_ms` (`timers:due`), and when the next timer is due."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(k.inboxes_changed)
+        pipe.zrangebyscore(k.timers_due, "-inf", int(now_ms), start=0, num=limit)
+        pipe.zrangebyscore(k.timers_due, f"({int(now_ms)}", "+inf", start=0, num=1, withscores=True)
+        changes, due, upcoming = await pipe.execute()
+        return Glance(
+            changes=int(changes or 0),
+            due=[key.decode() for key in due],
+            next_due_ms=float(upcoming[0][1]) if upcoming else None,
+        )
 
     async def drain_done(self, key: str) -> bool:
         """Stop reading `key`'s inbox if it is not enabled and has drained

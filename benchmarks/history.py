@@ -48,7 +48,7 @@ def throughput_into_history(stack: Stack, bench: Bench, baseline: float | None) 
     started = time.perf_counter()
     result = with_loss_check(stack, [KEY], lambda: bench.closed(stack.url(KEY)))
     rows = describe(scenario, result, baseline)
-    moved_after = wait_for_history_queue(stack) - started
+    moved_after = stack.wait_history_moved() - started
     stored = stored_count(stack.history_url, KEY)
     rows += history_rows(scenario, result, stored)
     rows.append(
@@ -95,21 +95,6 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def wait_for_history_queue(stack: Stack, timeout: float = 1800) -> float:
-    """Block until the stack's history stream is empty (every final execution
-    moved to SQL); when it was seen empty (`time.perf_counter()`)."""
-    client = stack.redis()
-    deadline = time.monotonic() + timeout
-    try:
-        while client.xlen(stack.keys.history):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the history queue was not empty after {timeout:.0f} s")
-            time.sleep(0.2)
-        return time.perf_counter()
-    finally:
-        client.close()
 
 
 def stored_count(url: str, key: str | None = None) -> int:

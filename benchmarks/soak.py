@@ -10,7 +10,7 @@ import time
 
 import redis
 
-from benchmarks.history import history_rows, stored_count, wait_for_history_queue
+from benchmarks.history import history_rows, stored_count
 from benchmarks.report import MB, Row, describe, growth_mb_per_minute, progress, value_at
 from benchmarks.stack import ASYNC_WORKFLOW, Bench, Stack, with_loss_check
 from deploy.bench.result import Result
@@ -80,7 +80,7 @@ def soak(bench: Bench, baseline: float | None, minutes: float) -> list[Row]:
 
         progress(f"{scenario}: Redis used_memory every {SAMPLE_SECONDS:.0f} s")
         result = with_loss_check(stack, [KEY], load)
-        wait_for_history_queue(stack)
+        stack.wait_history_moved()
         stored = stored_count(stack.history_url, KEY)
         settled = sampler.used_memory()
         paced = paced_rows(scenario, stack, result.requests)

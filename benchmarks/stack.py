@@ -215,21 +215,22 @@ class Stack:
             )
         return redis.Redis(unix_socket_path=str(socket))
 
-    def wait_history_moved(self, timeout: float = 600) -> float:
+    def wait_history_moved(self, timeout: float = 1800) -> float:
         """Wait until the history writer has moved every final execution to
-        SQL (the history stream is empty); the seconds waited. A load starts on
-        a quiet stack: otherwise it shares the cores with the writer catching
-        up with the previous scenario's executions."""
-        started = time.monotonic()
+        SQL (the history stream is empty); when it was seen empty
+        (`time.perf_counter()`). A load starts on a quiet stack: otherwise it
+        shares the cores with the writer catching up with the previous
+        scenario's executions."""
         client = self.redis()
+        deadline = time.monotonic() + timeout
         try:
-            while client.xlen(self.keys.history) > 0:
-                if time.monotonic() - started > timeout:
-                    raise RuntimeError(f"the history queue did not empty within {timeout:.0f} s")
+            while client.xlen(self.keys.history):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the history queue was not empty after {timeout:.0f} s")
                 time.sleep(0.2)
+            return time.perf_counter()
         finally:
             client.close()
-        return time.monotonic() - started
 
     def url(self, key: str) -> str:
         return f"{self.base}/api/webhook:trigger/{key}"

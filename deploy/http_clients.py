@@ -9,8 +9,6 @@ safe to retry for a POST. So the client lets its idle connections go first."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 #: Seconds an idle connection stays in the pool (below every server keep-alive
@@ -18,17 +16,12 @@ import httpx
 KEEPALIVE_EXPIRY = 1.0
 
 
-def client(
-    base_url: str = "", *, token: str | None = None, timeout: float = 30, **kwargs: Any
-) -> httpx.Client:
+def client(base_url: str, *, token: str | None = None, timeout: float = 30) -> httpx.Client:
     """A client of one ingress; `token` goes in as the admin bearer token."""
-    headers = dict(kwargs.pop("headers", None) or {})
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return httpx.Client(
         base_url=base_url.rstrip("/"),
         headers=headers,
         timeout=timeout,
         limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
-        **kwargs,
     )

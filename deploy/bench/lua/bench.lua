@@ -3,6 +3,9 @@
 -- signature per request (hmac.lua), and a count of reply statuses printed as
 -- one RAYHOOK-BENCH line of JSON. The settings (BODY_FILES, CONTENT_TYPES,
 -- PATHS, HEADERS, SIGN, SIGN_KEY, SIGN_HEADER) are prepended by deploy/bench/wrk.py.
+-- wrk shares the machine with the server it loads: each request only joins
+-- parts found once in init (a pattern search over the body per request took
+-- about 40 % of wrk's CPU, docs/performance.md).
 local threads = {}
 
 function setup(thread)
@@ -14,15 +17,41 @@ function init(args)
   statuses = {}
   seq = tid * 1000000000
   math.randomseed(os.time() + tid * 7919)
-  bodies = {}
+  bodies, unsigned_headers = {}, {}
   for i, path in ipairs(BODY_FILES) do
     local f = assert(io.open(path, "rb"))
-    bodies[i] = f:read("*a")
+    bodies[i] = parts_of(f:read("*a"))
     f:close()
+    unsigned_headers[i] = fixed_headers(i)
   end
   idx = 0
   pidx = tid
   if SIGN ~= "" then key = hmac_key(SIGN_KEY) end
+end
+
+-- A body template as its literal parts and its placeholders ({"seq"} or
+-- {"uuid"}, spaces allowed inside the braces); any other {{...}} stays as it is.
+function parts_of(template)
+  local parts, at, from = {}, 1, 1
+  while true do
+    local s, e, name = template:find("{{%s*(%a+)%s*}}", from)
+    if not s then break end
+    if name == "seq" or name == "uuid" then
+      table.insert(parts, template:sub(at, s - 1))
+      table.insert(parts, {name})
+      at = e + 1
+    end
+    from = e + 1
+  end
+  table.insert(parts, template:sub(at))
+  return parts
+end
+
+function fixed_headers(i)
+  local headers = {}
+  for name, value in pairs(HEADERS) do headers[name] = value end
+  headers["Content-Type"] = CONTENT_TYPES[i]
+  return headers
 end
 
 local function uuid()
@@ -32,10 +61,8 @@ local function uuid()
 end
 
 local function headers_for(body)
-  local headers = {}
-  for name, value in pairs(HEADERS) do headers[name] = value end
-  headers["Content-Type"] = CONTENT_TYPES[idx]
-  if SIGN == "" then return headers end
+  if SIGN == "" then return unsigned_headers[idx] end
+  local headers = fixed_headers(idx)
   local ts = tostring(os.time())
   if SIGN == "stripe" then
     headers["Stripe-Signature"] = "t=" .. ts .. ",v1=" .. to_hex(hmac_sha256(key, ts .. "." .. body))
@@ -59,7 +86,18 @@ function request()
   idx = idx % #bodies + 1
   seq = seq + 1
   pidx = pidx % #PATHS + 1
-  local body = bodies[idx]:gsub("{{%s*seq%s*}}", tostring(seq)):gsub("{{%s*uuid%s*}}", uuid)
+  local parts, out, seq_text = bodies[idx], {}, tostring(seq)
+  for i = 1, #parts do
+    local part = parts[i]
+    if type(part) == "string" then
+      out[i] = part
+    elseif part[1] == "seq" then
+      out[i] = seq_text
+    else
+      out[i] = uuid()
+    end
+  end
+  local body = table.concat(out)
   return wrk.format("POST", PATHS[pidx], headers_for(body), body)
 end
 

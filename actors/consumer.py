@@ -64,7 +64,9 @@ SUSPECT_AFTER = 2
 class Runner(Protocol):
     """What runs the entries read (the ExecutionActor)."""
 
-    async def run_batch(self, entries: list[tuple[str, bytes]]) -> list[int | None]: ...
+    async def run_batch(
+        self, entries: list[tuple[str, bytes]], *, first_delivery: bool = False
+    ) -> list[int | None]: ...
 
     async def quarantine(self, entry: Entry, deliveries: int) -> None: ...
 
@@ -239,7 +241,7 @@ class InboxConsumer:
         if self.draining:  # the drain began during the read: these run after a restart
             return
         for key, entries in found.items():
-            self._dispatch(key, entries)
+            self._dispatch(key, entries, first_delivery=True)
 
     async def _wait_for_room(self, timeout: float) -> None:
         """Nothing to read (every inbox at its cap, or a drain): wait until a
@@ -282,7 +284,9 @@ class InboxConsumer:
             log.debug("%s woke (on %s)", supervisor.name, self.name)
         return supervisor
 
-    def _dispatch(self, key: str, entries: list[Entry]) -> None:
+    def _dispatch(self, key: str, entries: list[Entry], *, first_delivery: bool = False) -> None:
+        """Run entries under their workflow's supervisor. `first_delivery`: read
+        as new (`>`), never handed to any consumer before."""
         supervisor = self._wake(key)
         unreadable = [e.id for e in entries if e.execution_id is None]
         if unreadable:
@@ -293,14 +297,16 @@ class InboxConsumer:
         ]
         if batch:
             supervisor.started([e.id for e in batch])
-            self._spawn(self._run(key, batch))
+            self._spawn(self._run(key, batch, first_delivery))
 
-    async def _run(self, key: str, batch: list[Entry]) -> None:
+    async def _run(self, key: str, batch: list[Entry], first_delivery: bool = False) -> None:
         supervisor = self._wake(key)
         failed: list[Entry] = []
         finished = 0
         try:
-            statuses = await self.runner.run_batch([(e.id, e.payload or b"") for e in batch])
+            statuses = await self.runner.run_batch(
+                [(e.id, e.payload or b"") for e in batch], first_delivery=first_delivery
+            )
             # None: the execution could not be recorded; a status (final, or 0 for
             # a durably waiting execution) means its entry was settled.
             finished = sum(1 for s in statuses if s is not None)

@@ -66,7 +66,8 @@ class Runs:
         self.recorder = Recorder(log, mask, metrics)
         self._compiled: OrderedDict[int, CompiledWorkflow] = OrderedDict()
         self._running: dict[str, asyncio.Task[Outcome]] = {}
-        self._interpreting: dict[str, asyncio.Future[int]] = {}
+        #: the task of each execution while it interprets: what `cancel` interrupts
+        self._interpreting: dict[str, asyncio.Task[Any]] = {}
         self._canceled: set[str] = set()
         #: async subflows each run started: queued with the run's end, by parent id
         self.starts: dict[str, list[tuple[str, bytes]]] = {}
@@ -270,10 +271,15 @@ class Runs:
             STARTED_WRITE_DELAY, self.recorder.show, execution, journal
         )
         timeout = workflow.options.timeout / 1000 if workflow.options.timeout > 0 else None
-        run = asyncio.ensure_future(interpreter.run())
-        self._interpreting[execution.id] = run  # what `cancel` interrupts
+        # The interpreter runs in this task, not a task of its own (a task per
+        # execution less): `cancel` and the timeout interrupt this task while it
+        # interprets, and only then.
+        this = asyncio.current_task()
+        assert this is not None
+        self._interpreting[execution.id] = this
         try:
-            execution.status = await asyncio.wait_for(run, timeout)
+            async with asyncio.timeout(timeout):
+                execution.status = await interpreter.run()
         except TimeoutError:
             interpreter.abort()
             execution.status, execution.reason = Status.ABORTED, Reason.TIMEOUT
@@ -281,6 +287,7 @@ class Runs:
             if execution.id not in self._canceled:
                 raise  # the actor is going away: the inbox entry stays pending
             self._canceled.discard(execution.id)
+            this.uncancel()  # handled: the end is recorded as usual
             interpreter.abort()
             execution.status, execution.reason = Status.ABORTED, Reason.MANUAL_CANCEL
         except ReplayDiverged as exc:

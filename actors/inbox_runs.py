@@ -64,7 +64,7 @@ class InboxRuns:
     def _settle(self, event: TriggerEvent, status: object) -> Coroutine[Any, Any, Outcome]:
         if is_final(status):
             return self.runs.settled(event, status=status)
-        if status == Status.STARTED and event.resume is None and event.retry is None:
+        if status == Status.STARTED and _starts(event):
             return self._unless_waiting(event)
         return self.runs.execute(event)
 

@@ -99,10 +99,10 @@ class WebhookMetrics:
             return
         status = resp.status if isinstance(resp.status, int) else int(str(resp.status)[:3])
         # Unknown keys share one label value: random keys must not grow the series.
-        counter = self._requests.get((key or "", status))
+        label = (key or "", status)
+        counter = self._requests.get(label)
         if counter is None:
-            counter = REQUESTS.labels(key=key or "", status=str(status))
-            self._requests[(key or "", status)] = counter
+            counter = self._requests[label] = REQUESTS.labels(key=label[0], status=str(status))
         counter.inc()
         mode = getattr(req.context, "mode", "") or "none"
         timing = self._seconds.get(mode)
